@@ -1,0 +1,1 @@
+"""The compact control plane: apiserver, store, scheduler, controllers, kubelet."""

@@ -1,0 +1,1 @@
+"""netplane: a Kubernetes-style networking data plane and service proxy."""
