@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 
@@ -80,7 +80,7 @@ class KeyValue:
     mod_revision: int
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     PUT = "PUT"  # a create (prev is None) or an update (prev is the old version)
     DELETE = "DELETE"
 
