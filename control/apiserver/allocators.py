@@ -1,0 +1,216 @@
+"""Service ClusterIP and NodePort allocation, persistent and conflict-free.
+
+Each allocated IP or port is a key of its own in the store, created with
+create-if-absent (as Kubernetes' IPAddress objects do since the
+MultiCIDRServiceAllocator): two apiservers on one store can never hand out the
+same value, and a crash between reserving and storing the Service leaves at
+most a leaked key that `repair()` reclaims on the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import random
+from collections.abc import Iterable
+
+import orjson
+
+from control.store import KeyExistsError, KeyNotFoundError, Store
+
+
+class AllocationError(Exception):
+    """A requested value is out of range or taken; `full` when nothing is left."""
+
+    def __init__(self, message: str, *, full: bool = False) -> None:
+        super().__init__(message)
+        self.full = full
+
+
+class _KeyAllocator:
+    """Values reserved as store keys `<prefix><value>`, with an in-memory view of them."""
+
+    def __init__(self, store: Store, prefix: str, size: int) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._size = size
+        self._used: dict[int, str] = {}  # offset -> owner ("ns/name")
+
+    def _offset(self, value: str) -> int:
+        raise NotImplementedError
+
+    def _value(self, offset: int) -> str:
+        raise NotImplementedError
+
+    async def load(self) -> None:
+        self._used.clear()
+        result = await self._store.list(self._prefix)
+        for kv in result.items:
+            value = kv.key[len(self._prefix):]
+            try:
+                offset = self._offset(value)
+            except AllocationError:
+                continue
+            self._used[offset] = orjson.loads(kv.value).get("owner", "")
+
+    def _band(self) -> tuple[int, int]:
+        # Kubernetes reserves the lower 1/16 of a range (min 16, max 256) for static
+        # assignment, and allocates dynamically from the upper band first.
+        reserved = min(max(16, self._size // 16), 256)
+        if reserved >= self._size:
+            reserved = 0
+        return reserved, self._size
+
+    async def _reserve(self, offset: int, owner: str) -> bool:
+        body = orjson.dumps({"owner": owner})
+        try:
+            await self._store.create(self._prefix + self._value(offset), body)
+        except KeyExistsError:
+            # Another apiserver took it: learn the owner so the next pick skips it.
+            kv = await self._store.get(self._prefix + self._value(offset))
+            self._used[offset] = orjson.loads(kv.value).get("owner", "") if kv else ""
+            return False
+        self._used[offset] = owner
+        return True
+
+    async def allocate_specific(self, value: str, owner: str) -> None:
+        offset = self._offset(value)
+        if self._used.get(offset) == owner:
+            return
+        if offset in self._used or not await self._reserve(offset, owner):
+            raise AllocationError("provided value is already allocated")
+
+    async def allocate_next(self, owner: str) -> str:
+        for lo, hi in (self._band(), (0, self._band()[0])):
+            free = (hi - lo) - sum(1 for o in self._used if lo <= o < hi)
+            if free <= 0:
+                continue
+            # Random probing finds a free value fast while the range is sparse; a scan
+            # from a random start finishes the job when it is dense.
+            for _ in range(min(64, hi - lo)):
+                offset = random.randrange(lo, hi)
+                if offset not in self._used and await self._reserve(offset, owner):
+                    return self._value(offset)
+            start = random.randrange(lo, hi)
+            for i in range(hi - lo):
+                offset = lo + (start - lo + i) % (hi - lo)
+                if offset not in self._used and await self._reserve(offset, owner):
+                    return self._value(offset)
+        raise AllocationError("range is full", full=True)
+
+    async def release(self, value: str, owner: str | None = None) -> None:
+        try:
+            offset = self._offset(value)
+        except AllocationError:
+            return
+        if owner is not None and self._used.get(offset, owner) != owner:
+            return
+        self._used.pop(offset, None)
+        with contextlib.suppress(KeyNotFoundError):
+            await self._store.delete(self._prefix + value)
+
+    def owner(self, value: str) -> str | None:
+        try:
+            return self._used.get(self._offset(value))
+        except AllocationError:
+            return None
+
+    async def repair(self, wanted: dict[str, str]) -> tuple[int, int]:
+        """Makes the reservations equal `wanted` (value -> owner): reserves what a stored
+        Service holds but is not reserved, releases what no Service holds.
+        Returns (reserved, released)."""
+        await self.load()
+        reserved = released = 0
+        wanted_offsets = {}
+        for value, owner in wanted.items():
+            try:
+                wanted_offsets[self._offset(value)] = owner
+            except AllocationError:
+                continue
+        for offset, owner in wanted_offsets.items():
+            if offset not in self._used:
+                reserved += await self._reserve(offset, owner)
+        for offset in list(self._used):
+            if offset not in wanted_offsets:
+                await self.release(self._value(offset))
+                released += 1
+        return reserved, released
+
+
+class ClusterIPAllocator(_KeyAllocator):
+    """IPs of the service CIDR; network and broadcast addresses are never handed out."""
+
+    def __init__(self, store: Store, cidr: str) -> None:
+        self.network = ipaddress.ip_network(cidr, strict=True)
+        first = 1 if self.network.num_addresses > 2 else 0
+        last = self.network.num_addresses - (1 if self.network.version == 4 else 0)
+        self._first = first
+        super().__init__(store, "/registry/ipaddresses/", max(0, last - first))
+
+    def _offset(self, value: str) -> int:
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise AllocationError(f"{value!r} is not a valid IP") from exc
+        if ip not in self.network:
+            raise AllocationError(
+                f"provided IP is not in the valid range. The range of valid IPs is {self.network}")
+        offset = int(ip) - int(self.network.network_address) - self._first
+        if not 0 <= offset < self._size:
+            raise AllocationError(
+                f"provided IP is not in the valid range. The range of valid IPs is {self.network}")
+        return offset
+
+    def _value(self, offset: int) -> str:
+        return str(self.network.network_address + self._first + offset)
+
+    def nth(self, n: int) -> str:
+        """The n-th address of the range (1: 10.96.0.1), as Kubernetes reserves them."""
+        return str(self.network.network_address + n)
+
+
+class NodePortAllocator(_KeyAllocator):
+    def __init__(self, store: Store, port_range: tuple[int, int]) -> None:
+        self.low, self.high = port_range
+        super().__init__(store, "/registry/servicenodeports/", self.high - self.low + 1)
+
+    def _offset(self, value: str) -> int:
+        try:
+            port = int(value)
+        except ValueError as exc:
+            raise AllocationError(f"{value!r} is not a port") from exc
+        if not self.low <= port <= self.high:
+            raise AllocationError(
+                f"provided port is not in the valid range. The range of valid ports is "
+                f"{self.low}-{self.high}")
+        return port - self.low
+
+    def _value(self, offset: int) -> str:
+        return str(self.low + offset)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    try:
+        low_s, high_s = text.split("-", 1)
+        low, high = int(low_s), int(high_s)
+    except ValueError as exc:
+        raise ValueError(f"invalid port range {text!r}: want LOW-HIGH, e.g. 30000-32767") from exc
+    if not 0 < low <= high <= 65535:
+        raise ValueError(f"invalid port range {text!r}: want 1 <= LOW <= HIGH <= 65535")
+    return low, high
+
+
+def service_ips(svc: dict) -> Iterable[str]:
+    spec = svc.get("spec") or {}
+    ips = list(spec.get("clusterIPs") or [])
+    if spec.get("clusterIP") and spec["clusterIP"] not in ips:
+        ips.insert(0, spec["clusterIP"])
+    return [ip for ip in ips if ip and ip != "None"]
+
+
+def service_node_ports(svc: dict) -> set[int]:
+    spec = svc.get("spec") or {}
+    ports = {int(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")}
+    if spec.get("healthCheckNodePort"):
+        ports.add(int(spec["healthCheckNodePort"]))
+    return ports
