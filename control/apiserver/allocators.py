@@ -27,6 +27,37 @@ class AllocationError(Exception):
         self.full = full
 
 
+class _Reservations(dict[int, str]):
+    """offset -> owner ("ns/name"), counting the offsets below `split` as it goes, so a
+    band's fill is known without a scan (allocation stays O(1) at 10k+ Services)."""
+
+    def __init__(self, split: int) -> None:
+        super().__init__()
+        self.split = split
+        self.below = 0
+
+    def __setitem__(self, offset: int, owner: str) -> None:
+        if offset not in self and offset < self.split:
+            self.below += 1
+        super().__setitem__(offset, owner)
+
+    def pop(self, offset: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        if offset in self and offset < self.split:
+            self.below -= 1
+        return super().pop(offset, default)
+
+    def clear(self) -> None:
+        super().clear()
+        self.below = 0
+
+    def count_in(self, lo: int, hi: int) -> int:
+        if (lo, hi) == (0, self.split):
+            return self.below
+        if lo == self.split:
+            return len(self) - self.below
+        return sum(1 for o in self if lo <= o < hi)
+
+
 class _KeyAllocator:
     """Values reserved as store keys `<prefix><value>`, with an in-memory view of them."""
 
@@ -34,7 +65,7 @@ class _KeyAllocator:
         self._store = store
         self._prefix = prefix
         self._size = size
-        self._used: dict[int, str] = {}  # offset -> owner ("ns/name")
+        self._used = _Reservations(self._band()[0])
 
     def _offset(self, value: str) -> int:
         raise NotImplementedError
@@ -82,7 +113,7 @@ class _KeyAllocator:
 
     async def allocate_next(self, owner: str) -> str:
         for lo, hi in (self._band(), (0, self._band()[0])):
-            free = (hi - lo) - sum(1 for o in self._used if lo <= o < hi)
+            free = (hi - lo) - self._used.count_in(lo, hi)
             if free <= 0:
                 continue
             # Random probing finds a free value fast while the range is sparse; a scan

@@ -163,12 +163,13 @@ class ApiHandlers:
             limit = int(q.get("limit", "0") or 0)
         except ValueError:
             raise errors.bad_request(f"invalid limit: {q.get('limit')!r}") from None
+        table = tables.wants_table(request.headers.get("Accept", ""))
         page = await self.registry.list(
             res, info.namespace, flt, limit=max(limit, 0), continue_token=q.get("continue", ""),
             resource_version=q.get("resourceVersion", ""),
-            resource_version_match=q.get("resourceVersionMatch", ""))
+            resource_version_match=q.get("resourceVersionMatch", ""), raw=not table)
         rv = str(page.resource_version)
-        if tables.wants_table(request.headers.get("Accept", "")):
+        if table:
             return json_response(tables.to_table(
                 res, page.items, include_object=q.get("includeObject", "Metadata"),
                 resource_version=rv, continue_token=page.continue_token))
@@ -177,6 +178,11 @@ class ApiHandlers:
             meta["continue"] = page.continue_token
         if page.remaining is not None:
             meta["remainingItemCount"] = page.remaining
+        if page.raw is not None:
+            head = orjson.dumps({"kind": res.list_kind, "apiVersion": res.api_version,
+                                 "metadata": meta})
+            return web.Response(body=b"".join((head[:-1], b',"items":[', b",".join(page.raw), b"]}")),
+                                content_type="application/json")
         body = {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta,
                 "items": page.items}
         return json_response(body)

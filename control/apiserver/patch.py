@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from control.apiserver.codec import json_copy
 from control.apiserver.patchmeta import Field, Schema, meta_for
 
 __all__ = [
@@ -27,15 +28,6 @@ __all__ = [
 
 class PatchError(ValueError):
     """A patch that cannot be applied; the apiserver answers it with a 422 Status."""
-
-
-def _copy(value: Any) -> Any:
-    # JSON values only: much faster than copy.deepcopy and never shares a container.
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -142,7 +134,7 @@ def apply_json_patch(doc: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
     if not isinstance(ops, list):
         raise PatchError("a JSON patch must be a list of operations")
     try:
-        return _result(_apply_ops(_copy(doc), ops))
+        return _result(_apply_ops(json_copy(doc), ops))
     except RecursionError as exc:
         raise PatchError("the patch is nested too deeply") from exc
 
@@ -155,11 +147,11 @@ def _apply_ops(result: Any, ops: list[Any]) -> Any:
         path = _member(op, "path")
         tokens = _pointer(path)
         if kind == "add":
-            result = _add(result, tokens, _copy(_member(op, "value")), path)
+            result = _add(result, tokens, json_copy(_member(op, "value")), path)
         elif kind == "remove":
             _remove(result, tokens, path)
         elif kind == "replace":
-            value = _copy(_member(op, "value"))
+            value = json_copy(_member(op, "value"))
             if tokens:
                 _remove(result, tokens, path)
             result = _add(result, tokens, value, path)
@@ -171,7 +163,7 @@ def _apply_ops(result: Any, ops: list[Any]) -> Any:
                     raise PatchError(f'cannot move "{source}" into its own child "{path}"')
                 value = _remove(result, from_tokens, source) if from_tokens else result
             else:
-                value = _copy(_walk(result, from_tokens, source))
+                value = json_copy(_walk(result, from_tokens, source))
             result = _add(result, tokens, value, path)
         elif kind == "test":
             if not _equal(_walk(result, tokens, path), _member(op, "value")):
@@ -186,7 +178,7 @@ def _apply_ops(result: Any, ops: list[Any]) -> Any:
 
 def _merge(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return _copy(patch)
+        return json_copy(patch)
     out = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -220,7 +212,7 @@ def apply_strategic_merge_patch(doc: dict[str, Any], patch: Any, meta: Schema) -
         raise PatchError("a strategic merge patch must be a JSON object")
     try:
         # The port below mutates both sides freely, as Go's does; it works on copies.
-        return _merge_map(_copy(doc), _copy(patch), meta)
+        return _merge_map(json_copy(doc), json_copy(patch), meta)
     except RecursionError as exc:
         raise PatchError("the patch is nested too deeply") from exc
 

@@ -9,7 +9,6 @@ Kind-specific hooks live in `strategies`, `services` and `namespaces`.
 from __future__ import annotations
 
 import base64
-import copy
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,11 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from netplane.model.defaults import apply_defaults
-from netplane.model.validation import summarize, validate, validate_update
 
 from control.apiserver import errors
-from control.apiserver.codec import decode_kv, encode
+from control.apiserver.codec import decode_kv, encode, encode_kv, json_copy
 from control.apiserver.errors import ApiError
 from control.apiserver.resources import NAMESPACE, POD, ResourceInfo
 from control.apiserver.selection import ObjectFilter
@@ -34,8 +31,11 @@ from control.store import (
     FutureRevisionError,
     KeyExistsError,
     KeyNotFoundError,
+    ListResult,
     Store,
 )
+from netplane.model.defaults import apply_defaults
+from netplane.model.validation import summarize, validate, validate_update
 
 Mutation = Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]
 
@@ -51,6 +51,8 @@ class ListPage:
     resource_version: int
     continue_token: str
     remaining: int | None
+    # With `raw=True` and no filter: the items as JSON (see codec.encode_kv), not dicts.
+    raw: list[bytes] | None = None
 
 
 def _encode_continue(revision: int, key: str) -> str:
@@ -68,6 +70,12 @@ def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
     if not start.startswith(prefix):
         raise errors.bad_request("continue key is not valid: it belongs to another list")
     return revision, start
+
+
+def _raw_page(page: ListResult, revision: int) -> ListPage:
+    token = _encode_continue(revision, page.items[-1].key) if page.more and page.items else ""
+    return ListPage([], revision, token, page.remaining if token else None,
+                    raw=[encode_kv(kv) for kv in page.items])
 
 
 class Registry:
@@ -95,8 +103,10 @@ class Registry:
         continue_token: str = "",
         resource_version: str = "",
         resource_version_match: str = "",
+        raw: bool = False,
     ) -> ListPage:
         prefix = res.namespace_prefix(ns)
+        raw = raw and flt.everything
         revision, start = 0, ""
         if continue_token:
             revision, start = _decode_continue(continue_token, prefix)
@@ -120,6 +130,8 @@ class Registry:
                 raise ApiError(504, "Timeout", f"Too large resource version: {revision}, "
                                f"current: {exc.current}") from exc
             revision = page.revision
+            if raw:
+                return _raw_page(page, revision)
             for i, kv in enumerate(page.items):
                 obj = decode_kv(kv)
                 if not flt.matches(obj):
@@ -150,7 +162,7 @@ class Registry:
                 meta["name"] = meta["generateName"] + "".join(
                     random.choices(_NAME_ALPHABET, k=5))
             try:
-                return await self._create_once(res, ns, copy.deepcopy(obj), dry_run)
+                return await self._create_once(res, ns, json_copy(obj), dry_run)
             except ApiError as exc:
                 if not (generated and exc.reason == "AlreadyExists"):
                     raise
@@ -206,7 +218,7 @@ class Registry:
         precondition = meta.get("resourceVersion") or ""
         try:
             result = await self.guaranteed_update(
-                res, ns, name, lambda _old: copy.deepcopy(new), precondition=precondition,
+                res, ns, name, lambda _old: json_copy(new), precondition=precondition,
                 subresource=subresource, dry_run=dry_run)
         except ApiError as exc:
             if exc.code == 404 and res.create_on_update and subresource is None:
@@ -227,7 +239,7 @@ class Registry:
             if kv is None:
                 raise errors.not_found(res.plural, res.group, name)
             old = decode_kv(kv)
-            new = mutate(copy.deepcopy(old))
+            new = mutate(json_copy(old))
             if not isinstance(new, dict):
                 new = await new
             want_rv = precondition or (new.get("metadata") or {}).get("resourceVersion") or ""

@@ -6,10 +6,10 @@ They decide what a client may set on create, what the main resource and the
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from control.apiserver.codec import json_copy
 from control.apiserver.resources import ResourceInfo
 
 # Metadata the server owns: kept from the stored object on every update.
@@ -57,18 +57,18 @@ def prepare_for_update(
     if subresource == "status":
         # Only status moves; metadata stays as stored (Kubernetes'
         # ResetObjectMetaForStatus), but the precondition travels along.
-        merged = copy.deepcopy(old)
+        merged = json_copy(old)
         merged["status"] = new.get("status", {})
         merged["metadata"]["resourceVersion"] = (new.get("metadata") or {}).get(
             "resourceVersion", "")
         return merged
     if subresource == "finalize":
         # namespaces/finalize moves spec.finalizers and nothing else.
-        merged = copy.deepcopy(old)
+        merged = json_copy(old)
         merged.setdefault("spec", {})["finalizers"] = list(
             (new.get("spec") or {}).get("finalizers") or [])
         return merged
-    merged = copy.deepcopy(new)
+    merged = json_copy(new)
     meta = merged.setdefault("metadata", {})
     old_meta = old["metadata"]
     for field in _SERVER_META:
@@ -81,7 +81,7 @@ def prepare_for_update(
         meta["namespace"] = old_meta.get("namespace")
     if res.status_subresource:
         if "status" in old:
-            merged["status"] = copy.deepcopy(old["status"])
+            merged["status"] = json_copy(old["status"])
         else:
             merged.pop("status", None)
     if _spec_part(merged) != _spec_part(old):
