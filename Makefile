@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/state/apiserver
 # Debian packages the tests and benchmarks use; installed only when root.
-DEBS := iproute2 iptables ipset conntrack nftables sqlite3 procps
+DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps
 
 .PHONY: up test deps venv lint unit bench-apiserver clean
 
