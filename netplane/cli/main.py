@@ -12,7 +12,15 @@ import logging
 import sys
 
 # Subcommand modules, in the order `netplane --help` lists them.
-_SUBCOMMANDS = ("netplane.cli.apiserver", "netplane.cli.ctl")
+_SUBCOMMANDS = (
+    "netplane.cli.cluster",
+    "netplane.cli.apiserver",
+    "netplane.cli.scheduler",
+    "netplane.cli.controller_manager",
+    "netplane.cli.kubelet",
+    "netplane.cli.ctl",
+    "netplane.cli.agnhost",
+)
 
 
 class CliError(Exception):
