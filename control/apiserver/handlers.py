@@ -14,7 +14,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from control.apiserver import discovery, errors, tables, watch
+from control.apiserver import discovery, errors, podlogs, tables, watch
 from control.apiserver.config import AUTHORIZE, INFO, METRICS, WATCH_SLOTS
 from control.apiserver.patch import (
     PatchError,
@@ -93,6 +93,8 @@ def parse_path(path: str, method: str, query: Any) -> tuple[RequestInfo, str | N
                      "DELETE": "deletecollection"}.get(method, "")
     elif info.subresource == "binding":
         info.verb = "create" if method == "POST" else ""
+    elif info.subresource == "log":
+        info.verb = "get" if method == "GET" else ""
     else:
         info.verb = {"GET": "get", "PUT": "update", "PATCH": "patch",
                      "DELETE": "delete"}.get(method, "")
@@ -130,6 +132,8 @@ class ApiHandlers:
             return self._discovery(doc, info)
         assert info.res is not None
         request.app[AUTHORIZE](request, info)
+        if info.subresource == "log":
+            return await podlogs.serve(request, self.registry, info.namespace or "", info.name or "")
         return await getattr(self, f"_{info.verb}")(request, info, info.res)
 
     def _discovery(self, doc: str, info: RequestInfo) -> web.Response:

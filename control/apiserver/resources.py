@@ -118,7 +118,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
                  subresources=("status", "finalize")),
     ResourceInfo("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",),
                  status_subresource=True, extra_fields=_pod_fields,
-                 subresources=("status", "binding")),
+                 subresources=("status", "binding", "log")),
     ResourceInfo("", "v1", "services", "service", "Service", True, ("svc",), ("all",),
                  status_subresource=True, storage_name="services/specs",
                  subresources=("status",)),
@@ -172,5 +172,6 @@ def groups() -> dict[str, list[str]]:
 NAMESPACE = _BY_PATH[("", "v1", "namespaces")]
 SERVICE = _BY_PATH[("", "v1", "services")]
 POD = _BY_PATH[("", "v1", "pods")]
+NODE = _BY_PATH[("", "v1", "nodes")]
 ENDPOINTS = _BY_PATH[("", "v1", "endpoints")]
 ENDPOINTSLICE = _BY_PATH[("discovery.k8s.io", "v1", "endpointslices")]

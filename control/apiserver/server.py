@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class ServerOptions:
     max_request_bytes: int = 3 * 1024 * 1024
     max_watches: int = 10_000
     extra_sans: list[str] = field(default_factory=list)
+    # Already-listening sockets handed over by a parent (`netplane up` opens one inside
+    # the cluster's underlay network namespace, where this process cannot bind itself).
+    listen_fds: list[int] = field(default_factory=list)
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -83,6 +87,11 @@ async def start(opts: ServerOptions) -> RunningServer:
                           ssl_context=server_ssl_context(pki), backlog=1024).start()
         if opts.insecure_port:
             await web.TCPSite(runner, opts.bind_address, opts.insecure_port).start()
+        for fd in opts.listen_fds:
+            sock = socket.socket(fileno=fd)
+            if sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"--listen-fd {fd} is not a stream socket")
+            await web.SockSite(runner, sock, ssl_context=server_ssl_context(pki)).start()
         write_kubeconfig(opts.kubeconfig_path, url, pki.ca_pem, admin_token)
     except BaseException:
         await store.close()

@@ -35,6 +35,8 @@ def register(sub: Any) -> None:
     p.add_argument("--max-watches", type=int, default=10_000)
     p.add_argument("--tls-san", action="append", default=[],
                    help="an extra IP or DNS name for the serving certificate")
+    p.add_argument("--listen-fd", type=int, action="append", default=[],
+                   help="also serve HTTPS on this inherited, listening socket (used by netplane up)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         secure_port=args.secure_port, insecure_port=args.insecure_port,
         service_cidr=args.service_cidr, node_port_range=args.service_node_port_range,
         store_url=args.store, max_request_bytes=args.max_request_bytes,
-        max_watches=args.max_watches, extra_sans=args.tls_san)
+        max_watches=args.max_watches, extra_sans=args.tls_san,
+        listen_fds=args.listen_fd)
     try:
         run_async(serve_forever(opts))
     except OSError as exc:
