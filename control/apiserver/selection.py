@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from netplane.model.fields import FieldSelector, parse_field_selector
-from netplane.model.selectors import Selector, SelectorError, parse_selector
-
 from control.apiserver import errors
 from control.apiserver.resources import ResourceInfo
+from netplane.model.fields import FieldSelector, parse_field_selector
+from netplane.model.selectors import Selector, SelectorError, parse_selector
 
 
 class ObjectFilter:
