@@ -208,4 +208,9 @@ def create_app(
             await task
 
     app.cleanup_ctx.append(lifecycle)
+
+    async def end_watches(app: web.Application) -> None:
+        app[WATCH_SLOTS].end_all()
+
+    app.on_shutdown.append(end_watches)
     return app

@@ -26,19 +26,31 @@ class ApiConfig:
 
 
 class WatchSlots:
-    """Caps concurrent watches; past the cap a watch gets 429, not a queue."""
+    """Caps concurrent watches (past the cap a watch gets 429, not a queue), and knows
+    them, so that shutdown ends them at once instead of waiting out their timeouts."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.used = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def used(self) -> int:
+        return len(self._tasks)
 
     async def __aenter__(self) -> None:
         if self.used >= self.limit:
             raise errors.too_many_requests(f"too many watches: the limit is {self.limit}")
-        self.used += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
 
     async def __aexit__(self, *_exc: object) -> None:
-        self.used -= 1
+        self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    def end_all(self) -> None:
+        """Drops every watch connection; clients resume from their last resourceVersion."""
+        for task in list(self._tasks):
+            task.cancel()
 
 
 CONFIG = web.AppKey("config", ApiConfig)
