@@ -56,4 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m netplane.cli.main`, this file is `__main__`, and the subcommands'
+    # `CliError` (imported from netplane.cli.main) would be a different class than the one
+    # caught above: call the real module's main instead.
+    from netplane.cli.main import main as _main
+
+    sys.exit(_main())
