@@ -109,6 +109,10 @@ async def read_body(request: web.Request) -> Any:
     if not raw:
         return {}
     ctype = request.content_type
+    if "protobuf" in ctype or "cbor" in ctype:
+        # Kubernetes' binary encodings are not served (discovery and /openapi/v3 advertise
+        # JSON only); kubectl's typed generators (`create service ...`) send protobuf.
+        raise errors.unsupported_media_type(ctype)
     try:
         if "yaml" in ctype:
             return yaml.safe_load(raw)

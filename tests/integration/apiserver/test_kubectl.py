@@ -140,3 +140,44 @@ def test_kubectl_reports_server_side_validation_errors(kubectl: Kubectl, tmp_pat
     proc = kubectl("apply", "-f", str(tmp_path / "bad.yaml"), check=False)
     assert proc.returncode != 0
     assert "spec.ports[0].port" in proc.stderr and "Invalid value" in proc.stderr
+
+
+_KINDS = {
+    "namespaces": "apiVersion: v1\nkind: Namespace\nmetadata: {name: NAME}\n",
+    "services": "apiVersion: v1\nkind: Service\nmetadata: {name: NAME}\n"
+                "spec: {ports: [{port: 80}]}\n",
+    "pods": "apiVersion: v1\nkind: Pod\nmetadata: {name: NAME}\n"
+            "spec: {containers: [{name: c, image: i}]}\n",
+    "endpointslices": "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: NAME\n"
+                      "  labels: {kubernetes.io/service-name: web}\naddressType: IPv4\n"
+                      "endpoints: [{addresses: [10.244.1.5]}]\nports: [{name: http, port: 8080}]\n",
+}
+
+
+@pytest.mark.parametrize("plural", sorted(_KINDS))
+def test_kubectl_round_trips_every_core_kind(kubectl: Kubectl, tmp_path: Path, plural: str,
+                                             namespace: str) -> None:
+    name = f"k-{namespace[-6:]}"
+    manifest = tmp_path / "obj.yaml"
+    manifest.write_text(_KINDS[plural].replace("NAME", name))
+    watcher = subprocess.Popen([*kubectl.base, "get", plural, "-w", "--request-timeout=10s", "-o", "name",
+                                f"--field-selector=metadata.name={name}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        assert "created" in kubectl("create", "-f", str(manifest)).stdout
+        listed = json.loads(kubectl("get", plural, "-o", "json").stdout)
+        assert name in [i["metadata"]["name"] for i in listed["items"]]
+        got = yaml.safe_load(kubectl("get", plural, name, "-o", "yaml").stdout)
+        assert got["metadata"]["resourceVersion"]
+        stale = tmp_path / "stale.yaml"
+        stale.write_text(yaml.safe_dump(got))
+        assert "labeled" in kubectl("label", plural, name, "edited=yes").stdout
+        conflict = kubectl("replace", "-f", str(stale), check=False)
+        assert conflict.returncode != 0 and "the object has been modified" in conflict.stderr
+        assert "deleted" in kubectl("delete", plural, name, "--wait=false").stdout
+        time.sleep(1.0)  # the watch has the events by now; no need to wait out its timeout
+    finally:
+        watcher.terminate()
+        out, _err = watcher.communicate(timeout=30)
+    assert len([line for line in out.splitlines() if line.endswith(f"/{name}")]) >= 2
