@@ -1,0 +1,308 @@
+"""`netplane up` / `netplane down`: a whole cluster of network-namespace nodes on this machine.
+
+`up` builds the networks (control/cluster/network.py), starts the apiserver (with a
+second listener inside the underlay), the scheduler and the controller-manager in the
+host namespace, and a kubelet inside each node's namespace; then waits for every node
+to be Ready. In the foreground it tears everything down on Ctrl-C or SIGTERM; with
+`--detach` a supervisor process does the same when `netplane down` signals it.
+`down` also works when the supervisor is gone (crashed, killed): the record in
+`<state-dir>/cluster.json` says what to remove.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import ssl
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from control.cluster import processes
+from control.cluster.layout import (
+    CLUSTER_DNS_IP,
+    CLUSTER_DOMAIN,
+    UNDERLAY_API_PORT,
+    UNDERLAY_GATEWAY,
+    ClusterRecord,
+    Layout,
+    cluster_id_for,
+    plan_nodes,
+)
+from control.cluster.network import ClusterNetwork, NodeSpec, listen_in_netns
+
+log = logging.getLogger(__name__)
+
+PROXY_MODES = ("userspace", "iptables", "ipvs")
+_READY_FILE = "ready"
+
+
+class ClusterError(Exception):
+    """A cluster that cannot be brought up or down; the message says what to do."""
+
+
+@dataclass
+class UpOptions:
+    state_dir: Path
+    nodes: int = 2
+    proxy_mode: str = "iptables"
+    api_port: int = 6443
+    ready_timeout: float = 120.0
+    node_monitor_grace_period: str = "40s"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def supervisor_alive(layout: Layout) -> bool:
+    record = layout.read_record()
+    if record is None or not record.supervisor_pid:
+        return False
+    try:
+        argv = Path(f"/proc/{record.supervisor_pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"up" in argv and os.getpid() != record.supervisor_pid
+
+
+def _network(record: ClusterRecord) -> ClusterNetwork:
+    return ClusterNetwork(record.cluster_id, [NodeSpec(n.name, n.index, n.pod_cidr)
+                                              for n in record.nodes])
+
+
+def _api_get(url: str, ca: Path, token: str, timeout: float = 2.0) -> Any:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def _api_ok(url: str, ca: Path) -> bool:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(url, context=ctx, timeout=2.0) as resp:
+        return resp.status == 200
+
+
+def _wait(what: str, check: Any, timeout: float, record: ClusterRecord) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in record.processes:
+            if not processes.is_running(proc):
+                raise ClusterError(f"{proc.name} exited while waiting for {what}; "
+                                   f"see its log under logs/{proc.name}.log")
+        with contextlib.suppress(OSError, ValueError):
+            if check():
+                return
+        time.sleep(0.2)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _node_kubeconfig(admin: dict[str, Any]) -> dict[str, Any]:
+    node = json.loads(json.dumps(admin))
+    for cluster in node["clusters"]:
+        cluster["cluster"]["server"] = f"https://{UNDERLAY_GATEWAY}:{UNDERLAY_API_PORT}"
+    return node
+
+
+def bring_up(opts: UpOptions) -> ClusterRecord:
+    """Builds and starts the cluster; returns once every node is Ready. On any failure
+    everything made so far is removed again."""
+    if opts.proxy_mode not in PROXY_MODES:
+        raise ClusterError(f"--proxy-mode must be one of {', '.join(PROXY_MODES)}")
+    if os.geteuid() != 0:
+        raise ClusterError("netplane up needs root (it creates network namespaces); run it with sudo")
+    if shutil.which("ip") is None:
+        raise ClusterError("the `ip` command is missing; install iproute2 (make deps does)")
+    layout = Layout(opts.state_dir.resolve())
+    if layout.read_record() is not None:
+        if supervisor_alive(layout):
+            raise ClusterError(f"a cluster is already running from {layout.state_dir}; "
+                               f"run `netplane down --state-dir {layout.state_dir}` first")
+        tear_down(layout)  # leftovers of a cluster whose supervisor died
+    if not _port_is_free(opts.api_port):
+        raise ClusterError(f"127.0.0.1:{opts.api_port} is in use; pick another --api-port")
+    cid = cluster_id_for(layout.state_dir)
+    record = ClusterRecord(cluster_id=cid, api_port=opts.api_port, proxy_mode=opts.proxy_mode,
+                           nodes=plan_nodes(cid, opts.nodes),
+                           supervisor_pid=os.getpid())
+    layout.write_record(record)
+    try:
+        _start_all(layout, record, opts)
+    except BaseException:
+        tear_down(layout)
+        raise
+    return record
+
+
+def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
+    network = _network(record)
+    network.create()
+    listener = listen_in_netns(network.underlay_netns, UNDERLAY_GATEWAY, UNDERLAY_API_PORT)
+    try:
+        argv = processes.netplane_argv(
+            "apiserver", "--data-dir", str(layout.apiserver_dir), "--secure-port", str(opts.api_port),
+            "--tls-san", UNDERLAY_GATEWAY, "--listen-fd", str(listener.fileno()))
+        record.processes.append(processes.start("apiserver", argv, layout.log_path("apiserver"),
+                                                pass_fds=(listener.fileno(),)))
+    finally:
+        listener.close()  # the apiserver holds its own copy now
+    layout.write_record(record)
+    kubeconfig = layout.apiserver_dir / "admin.kubeconfig"
+    ca = layout.apiserver_dir / "pki" / "ca.crt"
+    url = f"https://127.0.0.1:{opts.api_port}"
+    _wait("the apiserver", lambda: kubeconfig.exists() and _api_ok(f"{url}/readyz", ca),
+          60, record)
+    admin = yaml.safe_load(kubeconfig.read_text())
+    token = admin["users"][0]["user"]["token"]
+    shutil.copyfile(kubeconfig, layout.admin_kubeconfig)
+    os.chmod(layout.admin_kubeconfig, 0o600)
+    layout.node_kubeconfig.write_text(yaml.safe_dump(_node_kubeconfig(admin)))
+    os.chmod(layout.node_kubeconfig, 0o600)
+
+    host_kc = str(layout.admin_kubeconfig)
+    for name, argv in (
+        ("scheduler", processes.netplane_argv("scheduler", "--kubeconfig", host_kc,
+                                              "--port", str(_free_port()))),
+        ("controller-manager", processes.netplane_argv(
+            "controller-manager", "--kubeconfig", host_kc, "--port", str(_free_port()),
+            "--node-monitor-grace-period", opts.node_monitor_grace_period)),
+    ):
+        record.processes.append(processes.start(name, argv, layout.log_path(name)))
+    for node in record.nodes:
+        argv = processes.netplane_argv(
+            "kubelet", "--kubeconfig", str(layout.node_kubeconfig), "--node-name", node.name,
+            "--pod-cidr", node.pod_cidr, "--root-dir", str(layout.node_dir(node.name)),
+            "--cluster-dns", CLUSTER_DNS_IP, "--cluster-domain", CLUSTER_DOMAIN,
+            "--node-ip", node.underlay_ip, "--cluster-id", record.cluster_id)
+        record.processes.append(processes.start(f"kubelet-{node.name}", argv,
+                                                layout.log_path(f"kubelet-{node.name}"),
+                                                netns=node.netns))
+    layout.write_record(record)
+
+    def nodes_ready() -> bool:
+        items = _api_get(f"{url}/api/v1/nodes", ca, token)["items"]
+        ready = {n["metadata"]["name"] for n in items
+                 if any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (n.get("status") or {}).get("conditions") or [])}
+        return ready >= {n.name for n in record.nodes}
+
+    _wait(f"{len(record.nodes)} nodes to be Ready", nodes_ready, opts.ready_timeout, record)
+    (layout.state_dir / _READY_FILE).write_text(str(time.time()))
+
+
+def tear_down(layout: Layout) -> list[str]:
+    """Stops every process, removes every namespace and interface, then the state dir.
+    Idempotent; returns what it did, for the user."""
+    done: list[str] = []
+    record = layout.read_record()
+    if record is None:
+        return done
+    for proc in reversed(record.processes):
+        if processes.is_running(proc):
+            processes.stop(proc)
+            done.append(f"stopped {proc.name}")
+    network = _network(record)
+    killed = processes.kill_processes_in_netns(network.all_netns())
+    if killed:
+        done.append(f"killed {killed} pod processes")
+    network.destroy()
+    done.append("removed the cluster's network namespaces")
+    shutil.rmtree(layout.state_dir, ignore_errors=True)
+    done.append(f"removed {layout.state_dir}")
+    return done
+
+
+def run_foreground(opts: UpOptions, *, supervisor: bool = False) -> int:
+    """Brings the cluster up and keeps it until SIGINT/SIGTERM; then tears it down."""
+    stop = {"signal": 0}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    layout = Layout(opts.state_dir.resolve())
+    record = bring_up(opts)
+    if not supervisor:
+        print(next_steps(layout, record), flush=True)
+    try:
+        while not stop["signal"]:
+            time.sleep(0.2)
+    finally:
+        for line in tear_down(layout):
+            log.info("%s", line)
+    return 0
+
+
+def detach(opts: UpOptions, argv: list[str]) -> ClusterRecord:
+    """Starts a supervisor (`up --supervise`) in a session of its own and returns once the
+    cluster is ready, or raises with the supervisor's last words."""
+    layout = Layout(opts.state_dir.resolve())
+    if supervisor_alive(layout):
+        raise ClusterError(f"a cluster is already running from {layout.state_dir}; "
+                           f"run `netplane down --state-dir {layout.state_dir}` first")
+    tear_down(layout)  # leftovers of a cluster whose supervisor died, before logging into it
+    log_path = layout.log_path("up")
+    rec = processes.start("supervisor", [sys.executable, "-m", "netplane.cli.main", *argv, "--supervise"],
+                          log_path)
+    deadline = time.monotonic() + opts.ready_timeout + 90
+    while time.monotonic() < deadline:
+        if (layout.state_dir / _READY_FILE).exists():
+            record = layout.read_record()
+            assert record is not None
+            return record
+        if not processes.is_running(rec):
+            raise ClusterError("the cluster did not come up:\n" + log_path.read_text()[-2000:])
+        time.sleep(0.2)
+    processes.stop(rec, timeout=60)
+    raise ClusterError("timed out waiting for the cluster; see " + str(log_path))
+
+
+def next_steps(layout: Layout, record: ClusterRecord) -> str:
+    kc = layout.admin_kubeconfig
+    nodes = ", ".join(f"{n.name} ({n.pod_cidr})" for n in record.nodes)
+    return "\n".join((
+        f"cluster {record.cluster_id} is up: {nodes}",
+        f"  export KUBECONFIG={kc}",
+        "  kubectl get nodes -o wide            # or: netplane ctl get nodes",
+        "  kubectl apply -f examples/web.yaml",
+        "  netplane ctl get pods -o wide",
+        f"  netplane down --state-dir {layout.state_dir}",
+    ))
+
+
+def bring_down(layout: Layout, timeout: float = 120.0) -> list[str]:
+    """`netplane down`: asks a live supervisor to tear down (it owns the processes), waits,
+    then removes whatever is left from the record."""
+    record = layout.read_record()
+    if record is None:
+        return []
+    if supervisor_alive(layout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.supervisor_pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while supervisor_alive(layout) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return tear_down(layout) or ["the supervisor tore the cluster down"]
