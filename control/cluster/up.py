@@ -69,6 +69,8 @@ def _free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as s:
+        # As the apiserver binds: connections in TIME_WAIT do not make the port busy.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -195,7 +197,9 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
             "kubelet", "--kubeconfig", str(layout.node_kubeconfig), "--node-name", node.name,
             "--pod-cidr", node.pod_cidr, "--root-dir", str(layout.node_dir(node.name)),
             "--cluster-dns", CLUSTER_DNS_IP, "--cluster-domain", CLUSTER_DOMAIN,
-            "--node-ip", node.underlay_ip, "--cluster-id", record.cluster_id)
+            "--node-ip", node.underlay_ip, "--cluster-id", record.cluster_id,
+            # Renewed often, so that a short --node-monitor-grace-period never flaps a node.
+            "--lease-renew-interval", "2")
         record.processes.append(processes.start(f"kubelet-{node.name}", argv,
                                                 layout.log_path(f"kubelet-{node.name}"),
                                                 netns=node.netns))

@@ -32,6 +32,12 @@ class HostLocalIPAM:
                 continue
         return out
 
+    def held_ips(self) -> list[str]:
+        return sorted(self._held())
+
+    def owner(self, ip: str) -> str | None:
+        return self._held().get(ip)
+
     def lookup(self, uid: str) -> str | None:
         return next((ip for ip, owner in self._held().items() if owner == uid), None)
 

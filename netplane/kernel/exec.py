@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from netplane.kernel.netns import path
 
-# Positional arguments: N, then N (source, target) pairs, then the command.
-_MOUNT_AND_EXEC = ('n=$1; shift; while [ "$n" -gt 0 ]; do mount --bind "$1" "$2" || exit 127; '
-                   'shift 2; n=$((n-1)); done; exec "$@"')
+# Positional arguments: the hostname ("" keeps it), N, then N (source, target) pairs, then
+# the command. The hostname is written to /proc in the fresh UTS namespace.
+_MOUNT_AND_EXEC = ('h=$1; n=$2; shift 2; while [ "$n" -gt 0 ]; do mount --bind "$1" "$2" || exit 127; '
+                   'shift 2; n=$((n-1)); done; if [ -n "$h" ]; then echo "$h" > /proc/sys/kernel/hostname; '
+                   'fi; exec "$@"')
 
 
-def in_pod(netns: str, argv: list[str], binds: dict[str, str] | None = None) -> list[str]:
+def in_pod(netns: str, argv: list[str], binds: dict[str, str] | None = None,
+           hostname: str = "") -> list[str]:
     """The argv that runs `argv` in `netns`, with each `binds` source file mounted over its
-    target (e.g. {"/pods/x/resolv.conf": "/etc/resolv.conf"}) for that process tree only."""
+    target (e.g. {"/pods/x/resolv.conf": "/etc/resolv.conf"}) and `hostname` set, both for
+    that process tree only (private mount and UTS namespaces)."""
     enter = ["nsenter", f"--net={path(netns)}", "--"]
-    if not binds:
+    if not binds and not hostname:
         return [*enter, *argv]
+    binds = binds or {}
     pairs = [part for src, dst in binds.items() for part in (src, dst)]
-    return [*enter, "unshare", "--mount", "--propagation", "private", "--",
-            "sh", "-c", _MOUNT_AND_EXEC, "sh", str(len(binds)), *pairs, *argv]
+    return [*enter, "unshare", "--mount", "--uts", "--propagation", "private", "--",
+            "sh", "-c", _MOUNT_AND_EXEC, "sh", hostname, str(len(binds)), *pairs, *argv]
