@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DATA_DIR ?= $(CURDIR)/state/apiserver
+STATE_DIR ?= $(CURDIR)/state/cluster
+NODES ?= 2
 # Debian packages the tests and benchmarks use; installed only when root.
 DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps
 
-.PHONY: up test deps venv lint unit bench-apiserver clean
+.PHONY: up apiserver test deps venv lint unit bench-apiserver bench-scheduler bench-cluster clean
 
 $(BIN)/netplane: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,8 +24,13 @@ deps:
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	else echo "not root: skipping Debian packages ($(DEBS)); root-only tests will skip"; fi
 
+# A whole cluster on this machine (root: it creates network namespaces); Ctrl-C removes it.
 up: deps venv
-	$(BIN)/netplane apiserver --data-dir $(DATA_DIR)
+	$(BIN)/netplane up --nodes $(NODES) --state-dir $(STATE_DIR)
+
+# Only the apiserver (no root needed).
+apiserver: deps venv
+	$(BIN)/netplane apiserver --data-dir $(CURDIR)/state/apiserver
 
 test: deps venv lint
 	$(BIN)/pytest -q -p no:cacheprovider tests
@@ -35,5 +41,11 @@ lint: venv
 bench-apiserver: venv
 	$(BIN)/python -m bench.apiserver --out bench/results/apiserver.json
 
+bench-scheduler: venv
+	$(BIN)/python -m bench.scheduler --out bench/results/scheduler.json
+
+bench-cluster: deps venv
+	$(BIN)/python -m bench.cluster --out bench/results/cluster.json
+
 clean:
-	rm -rf $(VENV) state bench/results
+	rm -rf $(VENV) state
