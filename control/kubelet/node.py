@@ -25,6 +25,32 @@ def _memory_ki() -> int:
     return 0
 
 
+def _read(path: str, default: str = "") -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def _os_image() -> str:
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return "Linux"
+
+
+def node_info() -> dict[str, str]:
+    """Every field of NodeSystemInfo (clients such as the kubernetes Python client require
+    them all)."""
+    machine_id = _read("/etc/machine-id")
+    return {"machineID": machine_id, "systemUUID": _read("/sys/class/dmi/id/product_uuid", machine_id),
+            "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
+            "osImage": _os_image(), "containerRuntimeVersion": "netplane-process://0.1",
+            "kubeletVersion": "v1.32.0-netplane", "kubeProxyVersion": "", "operatingSystem": "linux",
+            "architecture": "amd64"}
+
+
 def node_object(name: str, pod_cidr: str, node_ip: str, socket_path: str,
                 max_pods: int = 110) -> dict[str, Any]:
     capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_ki()}Ki", "pods": str(max_pods)}
@@ -37,9 +63,7 @@ def node_object(name: str, pod_cidr: str, node_ip: str, socket_path: str,
         "status": {"capacity": capacity, "allocatable": capacity,
                    "addresses": [{"type": "InternalIP", "address": node_ip},
                                  {"type": "Hostname", "address": name}],
-                   "nodeInfo": {"kubeletVersion": "v1.32.0-netplane", "operatingSystem": "linux",
-                                "architecture": "amd64", "kernelVersion": platform.release(),
-                                "containerRuntimeVersion": "netplane-process://0.1"}},
+                   "nodeInfo": node_info()},
     }
 
 
