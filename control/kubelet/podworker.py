@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 # Containers run on the node's filesystem; netplane's own commands (`netplane agnhost`)
 # are found first, wherever the node installed netplane.
-DEFAULT_PATH = f"{os.path.dirname(sys.executable)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = ":".join((os.path.dirname(sys.executable), "/usr/local/sbin", "/usr/local/bin",
+                         "/usr/sbin", "/usr/bin", "/sbin", "/bin"))
 
 
 @dataclass
