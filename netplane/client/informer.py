@@ -26,6 +26,12 @@ IndexFunc = Callable[[Any], list[str]]
 Handler = Callable[..., Any]
 
 _BACKOFF_START, _BACKOFF_CAP = 0.2, 5.0
+# A watch that stayed open this long without an error counts as healthy even if the
+# collection was quiet, so the next reconnect starts from a short back-off again.
+_HEALTHY_WATCH = 2.0
+# While the server stays unreachable, only every Nth failure is logged as a warning.
+_WARN_EVERY = 10
+_KINDS = ("add", "update", "delete")
 
 
 class _Gone(Exception):
@@ -123,49 +129,86 @@ class Informer(Generic[T]):
         self.relists = 0  # full lists done: 1 after the first sync; more mean 410s
         self._handlers: list[tuple[Handler | None, Handler | None, Handler | None]] = []
         self._rvs: dict[str, str] = {}
-        self._late_adds: set[asyncio.Future[Any]] = set()
+        # Held while the cache changes and handlers run, so that a handler added late sees
+        # the cache replayed as adds strictly before any later event (client-go's order).
+        self._lock = asyncio.Lock()
+        self._replays: set[asyncio.Task[None]] = set()
+        self._progress = False
 
     def add_handler(self, on_add: Handler | None = None, on_update: Handler | None = None,
                     on_delete: Handler | None = None) -> None:
         """`on_add(obj)`, `on_update(old, new)`, `on_delete(obj)`; plain functions or
-        coroutines, called in event order. Added after sync, it gets the cache as adds."""
-        self._handlers.append((on_add, on_update, on_delete))
-        if self.synced.is_set() and on_add is not None:
-            for obj in self.cache.list():
-                result = on_add(obj)
-                if inspect.isawaitable(result):
-                    task = asyncio.ensure_future(result)
-                    self._late_adds.add(task)
-                    task.add_done_callback(self._late_adds.discard)
+        coroutines, called in event order. Added after sync, it first gets the cache as adds
+        (from a task of the running loop, before any later event)."""
+        entry = (on_add, on_update, on_delete)
+        if not self.synced.is_set():
+            self._handlers.append(entry)
+            return
+        task = asyncio.get_running_loop().create_task(self._replay(entry), name=f"replay {self.path}")
+        self._replays.add(task)
+        task.add_done_callback(self._replays.discard)
+
+    async def _replay(self, entry: tuple[Handler | None, Handler | None, Handler | None]) -> None:
+        async with self._lock:
+            try:
+                if entry[0] is not None:
+                    for key in self.cache:
+                        obj = self.cache.get(key)
+                        await self._call(entry[0], 0, key, obj)
+            finally:
+                self._handlers.append(entry)
 
     async def wait_synced(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Returns once the first full list is in the cache and was handed to the handlers;
+        TimeoutError after `timeout` seconds."""
         await asyncio.wait_for(self.synced.wait(), timeout)
 
     async def run(self) -> None:
         """Lists and watches until cancelled; never gives up on a reachable server."""
+        loop = asyncio.get_running_loop()
         backoff = _BACKOFF_START
+        failures = 0
         # Run again after a stop, it resumes from where it was (a 410 then relists).
         need_list = not self.synced.is_set()
         while True:
+            started, phase = loop.time(), "list"
+            self._progress = False
+            failure: Exception | None = None
             try:
                 if need_list:
                     await self._relist()
                     need_list = False
+                phase = "watch"
                 await self._watch()
-                backoff = _BACKOFF_START  # a watch that ran and ended normally
-            except _Gone:
-                log.info("%s: resourceVersion %s is too old; relisting", self.path,
-                         self.last_resource_version)
-                need_list = True
             except asyncio.CancelledError:
                 raise
-            except (TimeoutError, aiohttp.ClientError, OSError, ApiError, ValueError) as exc:
-                if isinstance(exc, ApiError) and exc.code == 410:
+            except (_Gone, ApiError) as exc:
+                # A 410 on the list itself is a server fault (lists are not made at an old
+                # resourceVersion), so it is retried with back-off rather than in a tight loop.
+                if isinstance(exc, _Gone) or (exc.code == 410 and phase == "watch"):
+                    # Compacted away: only a relist can catch up; there is nothing to wait for.
+                    log.info("%s: resourceVersion %s is too old; relisting", self.path,
+                             self.last_resource_version)
                     need_list = True
                     continue
-                log.warning("%s: %s; retrying in %.1fs", self.path, exc, backoff)
-                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                failure = exc
+            except Exception as exc:  # a bad answer must not end the informer: retry it
+                failure = exc
+            healthy = self._progress or loop.time() - started >= _HEALTHY_WATCH
+            if healthy:
+                backoff, failures = _BACKOFF_START, 0
+                if failure is None:
+                    continue  # the server ended a watch that did its job (timeoutSeconds)
+            if failure is not None:
+                failures += 1
+                level = logging.WARNING if failures % _WARN_EVERY == 1 else logging.DEBUG
+                log.log(level, "%s: %s %s (%s); retrying in %.2fs (failure %d)", self.path,
+                        phase, type(failure).__name__, failure, backoff,
+                        failures, exc_info=not isinstance(failure, (OSError, aiohttp.ClientError,
+                                                                    ApiError, TimeoutError)))
+            # Jitter, so that many informers of a restarted server do not return in step.
+            await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, _BACKOFF_CAP)
 
     def _selectors(self) -> dict[str, str]:
         out = {}
@@ -192,22 +235,32 @@ class Informer(Generic[T]):
             if not token:
                 break
             params = {**self._selectors(), "limit": self.page_size, "continue": token}
-        self.last_resource_version = page["metadata"]["resourceVersion"]
-        self.relists += 1
+        rv = (page.get("metadata") or {}).get("resourceVersion")
+        if not rv:
+            raise ValueError(f"the list of {self.path} has no metadata.resourceVersion")
         fresh = {key_of(raw): raw for raw in items}
-        for key in [k for k in self.cache if k not in fresh]:
-            old = self.cache.remove(key)
-            self._rvs.pop(key, None)
-            await self._fire(2, old)
-        for key, raw in fresh.items():
-            rv = (raw.get("metadata") or {}).get("resourceVersion", "")
-            if key in self.cache and self._rvs.get(key) == rv:
-                continue
-            await self._apply(key, raw)
+        async with self._lock:
+            # Objects that vanished while we were not watching get their delete now, so
+            # handlers never keep a ghost (client-go's DeletedFinalStateUnknown case).
+            for key in [k for k in self.cache if k not in fresh]:
+                old = self.cache.remove(key)
+                self._rvs.pop(key, None)
+                await self._fire(2, key, old)
+            for key, raw in fresh.items():
+                item_rv = (raw.get("metadata") or {}).get("resourceVersion", "")
+                if key in self.cache and self._rvs.get(key) == item_rv:
+                    continue  # unchanged since we last saw it: no spurious update
+                await self._apply(key, raw)
+            self.last_resource_version = rv
+            self.relists += 1
+            self._progress = True
         self.synced.set()
 
     async def _watch(self) -> None:
         params = {**self._selectors(), "resourceVersion": self.last_resource_version,
+                  "allowWatchBookmarks": "true",
+                  # client-go's spread (5-10 min), so watches of many clients do not expire
+                  # at once and stampede the server.
                   "timeoutSeconds": random.randint(300, 600)}
         async for event in self.client.watch(self.path, params):
             kind, raw = event.get("type"), event.get("object") or {}
@@ -215,45 +268,52 @@ class Informer(Generic[T]):
                 if raw.get("code") == 410:
                     raise _Gone()
                 raise ApiError(raw.get("code", 500), raw.get("reason", ""), raw.get("message", ""), raw)
+            self._progress = True
             rv = (raw.get("metadata") or {}).get("resourceVersion")
             if kind == "BOOKMARK":
+                # A bookmark carries no object change, only a newer resourceVersion to
+                # resume from, so a quiet collection does not fall behind compaction.
                 if rv:
                     self.last_resource_version = rv
                 continue
             key = key_of(raw)
-            if kind in ("ADDED", "MODIFIED"):
-                await self._apply(key, raw)
-            elif kind == "DELETED":
-                old = self.cache.remove(key)
-                self._rvs.pop(key, None)
-                if old is not None:
-                    await self._fire(2, old)
-            if rv:
-                self.last_resource_version = rv
+            async with self._lock:
+                if kind in ("ADDED", "MODIFIED"):
+                    await self._apply(key, raw)
+                elif kind == "DELETED":
+                    old = self.cache.remove(key)
+                    self._rvs.pop(key, None)
+                    if old is not None:
+                        await self._fire(2, key, old)
+                if rv:
+                    self.last_resource_version = rv
 
     async def _apply(self, key: str, raw: dict[str, Any]) -> None:
         try:
             obj = self.decode(raw)
         except Exception:
-            log.exception("%s: cannot decode %s; skipping it", self.path, key)
+            log.exception("%s: cannot decode %s; keeping the previous version, if any", self.path, key)
             return
         old = self.cache.put(key, obj)
         self._rvs[key] = (raw.get("metadata") or {}).get("resourceVersion", "")
         if old is None:
-            await self._fire(0, obj)
+            await self._fire(0, key, obj)
         else:
-            await self._fire(1, old, obj)
+            await self._fire(1, key, old, obj)
 
-    async def _fire(self, which: int, *args: Any) -> None:
+    async def _fire(self, which: int, key: str, *args: Any) -> None:
         for handlers in list(self._handlers):
             handler = handlers[which]
-            if handler is None:
-                continue
-            try:
-                result = handler(*args)
-                if inspect.isawaitable(result):
-                    await result
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: %s handler failed", self.path, ("add", "update", "delete")[which])
+            if handler is not None:
+                await self._call(handler, which, key, *args)
+
+    async def _call(self, handler: Handler, which: int, key: str, *args: Any) -> None:
+        try:
+            result = handler(*args)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: %s handler %s failed for %s", self.path, _KINDS[which],
+                          getattr(handler, "__qualname__", handler), key)

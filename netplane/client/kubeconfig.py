@@ -34,21 +34,33 @@ class ClusterConfig:
         """The TLS context for `server` (None for plain http)."""
         if not self.server.startswith("https://"):
             return None
-        if self.insecure_skip_tls_verify:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        elif self.ca_data:
-            ctx = ssl.create_default_context(cadata=self.ca_data.decode())
-        else:
-            ctx = ssl.create_default_context()
+        where = self.source or "kubeconfig"
+        try:
+            if self.insecure_skip_tls_verify:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            elif self.ca_data:
+                ctx = ssl.create_default_context(cadata=self.ca_data.decode(errors="replace"))
+            else:
+                ctx = ssl.create_default_context()
+        except ssl.SSLError as exc:
+            raise KubeconfigError(f"{where}: certificate-authority is not a PEM certificate: "
+                                  f"{exc.reason or exc}") from exc
         if self.client_cert_data and self.client_key_data:
-            # load_cert_chain only reads files; the PEMs live in private temp files briefly.
+            # load_cert_chain only reads files; the PEMs live in a private (0700) temporary
+            # directory only for the duration of the call.
             with tempfile.TemporaryDirectory() as tmp:
                 cert, key = Path(tmp, "c.pem"), Path(tmp, "k.pem")
                 cert.write_bytes(self.client_cert_data)
                 key.write_bytes(self.client_key_data)
-                ctx.load_cert_chain(cert, key)
+                try:
+                    ctx.load_cert_chain(cert, key)
+                except ssl.SSLError as exc:
+                    raise KubeconfigError(f"{where}: client-certificate / client-key do not form "
+                                          f"a usable pair: {exc.reason or exc}") from exc
+        elif self.client_cert_data or self.client_key_data:
+            raise KubeconfigError(f"{where}: client-certificate and client-key must be given together")
         return ctx
 
 
@@ -70,8 +82,16 @@ def _merge(paths: list[Path]) -> tuple[dict[str, Any], Path]:
             doc = yaml.safe_load(p.read_text()) or {}
         except FileNotFoundError:
             continue
-        except (OSError, yaml.YAMLError) as exc:
-            raise KubeconfigError(f"{p}: cannot read: {exc}") from exc
+        except IsADirectoryError as exc:
+            raise KubeconfigError(f"{p}: is a directory, not a kubeconfig file") from exc
+        except OSError as exc:
+            raise KubeconfigError(f"{p}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            # PyYAML's messages span lines; the first line plus the position is enough.
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise KubeconfigError(f"{p}: not valid YAML{at}: {problem}") from exc
         if not isinstance(doc, dict):
             raise KubeconfigError(f"{p}: not a kubeconfig (expected a mapping)")
         found.append(p)
@@ -87,6 +107,19 @@ def _merge(paths: list[Path]) -> tuple[dict[str, Any], Path]:
     return merged, found[0]
 
 
+def _mapping(entry: dict[str, Any], field: str, file: Path) -> dict[str, Any]:
+    """The body of a named entry (`{name: x, cluster: {...}}`), checked to be a mapping."""
+    body = entry.get(field) or {}
+    if not isinstance(body, dict):
+        raise KubeconfigError(f"{file}: {field} {entry.get('name')!r} is not a mapping")
+    return body
+
+
+def _relative_to(name: str, base_dir: Path) -> Path:
+    file = Path(name).expanduser()
+    return file if file.is_absolute() else base_dir / file
+
+
 def _data(section: dict[str, Any], key: str, base_dir: Path, where: str) -> bytes | None:
     if section.get(f"{key}-data"):
         try:
@@ -94,8 +127,7 @@ def _data(section: dict[str, Any], key: str, base_dir: Path, where: str) -> byte
         except ValueError as exc:
             raise KubeconfigError(f"{where}: {key}-data is not base64") from exc
     if section.get(key):
-        file = Path(section[key]).expanduser()
-        file = file if file.is_absolute() else base_dir / file
+        file = _relative_to(section[key], base_dir)
         try:
             return file.read_bytes()
         except OSError as exc:
@@ -106,6 +138,8 @@ def _data(section: dict[str, Any], key: str, base_dir: Path, where: str) -> byte
 def load_kubeconfig(path: str | Path | None = None, context: str | None = None) -> ClusterConfig:
     """The cluster, user and namespace of `context` (default: the current context) from
     `path`, else $KUBECONFIG (a list, merged as kubectl does), else DEFAULT_PATH."""
+    if path and not Path(path).expanduser().exists():
+        raise KubeconfigError(f"no kubeconfig at {path}: no such file")
     merged, first = _merge(_candidates(path))
     name = context or merged["current-context"]
     if not name:
@@ -113,28 +147,34 @@ def load_kubeconfig(path: str | Path | None = None, context: str | None = None) 
     if name not in merged["contexts"]:
         raise KubeconfigError(f"{first}: no context named {name!r}")
     ctx_entry, ctx_file = merged["contexts"][name]
-    ctx = ctx_entry.get("context") or {}
+    ctx = _mapping(ctx_entry, "context", ctx_file)
     cluster_name, user_name = ctx.get("cluster"), ctx.get("user")
     if cluster_name not in merged["clusters"]:
         raise KubeconfigError(f"{ctx_file}: context {name!r} names no known cluster ({cluster_name!r})")
     cl_entry, cl_file = merged["clusters"][cluster_name]
-    cluster = cl_entry.get("cluster") or {}
+    cluster = _mapping(cl_entry, "cluster", cl_file)
     server = cluster.get("server")
     if not server:
         raise KubeconfigError(f"{cl_file}: cluster {cluster_name!r} has no server")
+    if not str(server).startswith(("https://", "http://")):
+        raise KubeconfigError(f"{cl_file}: cluster {cluster_name!r} server {server!r} is not an "
+                              "http:// or https:// URL")
     user: dict[str, Any] = {}
     user_file = cl_file
     if user_name:
         if user_name not in merged["users"]:
             raise KubeconfigError(f"{ctx_file}: context {name!r} names no known user ({user_name!r})")
         u_entry, user_file = merged["users"][user_name]
-        user = u_entry.get("user") or {}
+        user = _mapping(u_entry, "user", user_file)
     token = user.get("token")
     if not token and user.get("tokenFile"):
+        # kubectl resolves relative paths in a kubeconfig against the file's own directory.
+        token_file = _relative_to(user["tokenFile"], user_file.parent)
         try:
-            token = Path(user["tokenFile"]).expanduser().read_text().strip()
+            token = token_file.read_text().strip()
         except OSError as exc:
-            raise KubeconfigError(f"{user_file}: cannot read tokenFile: {exc.strerror}") from exc
+            raise KubeconfigError(f"{user_file}: cannot read tokenFile {token_file}: "
+                                  f"{exc.strerror}") from exc
     return ClusterConfig(
         server=server.rstrip("/"),
         namespace=ctx.get("namespace") or "default",

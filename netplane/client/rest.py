@@ -167,22 +167,32 @@ class ApiClient:
         """Watch events (`{"type", "object"}`) until the server ends the stream. An ERROR
         event is yielded like any other: the caller decides (410 means relist)."""
         query = {"watch": "true", "allowWatchBookmarks": "true", **(params or {})}
-        async with self.session.get(path, params=_params(query)) as resp:
+        # A peer that vanished without a FIN (host down, netns deleted) would leave the
+        # stream silent forever; the server must end it by timeoutSeconds, so silence well
+        # past that means the connection is dead (aiohttp raises a TimeoutError).
+        server_timeout = query.get("timeoutSeconds")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10,
+                                        sock_read=float(server_timeout) + 30 if server_timeout else None)
+        async with self.session.get(path, params=_params(query), timeout=timeout) as resp:
             await _raise_for(resp)
             # Lines can be far longer than aiohttp's default line limit (big objects).
-            buffer = b""
+            buffer = bytearray()
             async for chunk in resp.content.iter_any():
                 buffer += chunk
-                while (nl := buffer.find(b"\n")) >= 0:
-                    line, buffer = buffer[:nl], buffer[nl + 1:]
+                start = 0
+                while (nl := buffer.find(b"\n", start)) >= 0:
+                    line = bytes(buffer[start:nl])
+                    start = nl + 1
                     if line.strip():
                         yield orjson.loads(line)
+                del buffer[:start]
             if buffer.strip():
-                yield orjson.loads(buffer)
+                yield orjson.loads(bytes(buffer))
 
     async def discover(self) -> dict[str, ResourceRef]:
-        """Kind, plural, singular and short names (lower-cased) → the resource, for every
-        resource the server serves (preferred versions)."""
+        """Kind, plural, singular and short names (lower-cased, plus the exact Kind) → the
+        resource, for every resource the server serves (each group's preferred version);
+        core/v1 wins a name that two groups share, as kubectl prefers it."""
         out: dict[str, ResourceRef] = {}
         versions = ["v1"]
         groups = await self.get("/apis")
@@ -196,4 +206,6 @@ class ApiClient:
                 for alias in (r["kind"], r["name"], r.get("singularName") or "", *r.get("shortNames", [])):
                     if alias:
                         out.setdefault(alias.lower(), ref)
+                # The exact Kind too, so a manifest's "kind" looks up without lower-casing.
+                out.setdefault(r["kind"], ref)
         return out

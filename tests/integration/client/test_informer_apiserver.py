@@ -81,6 +81,14 @@ async def test_handlers_and_the_indexed_cache_follow_the_api(api: ApiClient) -> 
         await eventually(lambda: ("update", "web") in rec.events, "the update")
         cached = informer.cache.get("default/web")
         assert cached is not None and cached.metadata.labels["tier"] == "front"
+        current = await api.get(f"{SVC}/web")
+        current["metadata"]["annotations"] = {"note": "put"}
+        await api.update(f"{SVC}/web", current)
+        await eventually(lambda: (informer.cache.get("default/web") or cached).metadata.annotations
+                         == {"note": "put"}, "the PUT in the cache")
+        # Bookmarks may carry the store's newer revision; never an older one than the PUT's.
+        put_rv = (await api.get(f"{SVC}/web"))["metadata"]["resourceVersion"]
+        assert int(informer.last_resource_version) >= int(put_rv)
         assert [s.metadata.name for s in informer.cache.by_index("app", "web")] == ["web"]
         await api.delete(f"{SVC}/web")
         await eventually(lambda: ("delete", "web") in rec.events, "the delete")
@@ -145,3 +153,49 @@ async def test_a_compacted_resource_version_is_relisted_without_losing_a_delete(
         await eventually(lambda: len(informer.cache) == 5, "the cache to equal the server")
     assert informer.relists == 2
     assert informer.cache.get("default/stays") is not None
+
+
+async def test_the_first_list_is_paged_through_continue_tokens(api: ApiClient) -> None:
+    for i in range(7):
+        await api.create(SVC, _svc(f"paged-{i}"))
+    informer: Informer[dict[str, Any]] = Informer(api, "/api/v1/services", page_size=2)
+    seen: list[str] = []
+    informer.add_handler(on_add=lambda o: seen.append(o["metadata"]["name"]))
+    async with running(informer):
+        assert sorted(seen) == sorted(["kubernetes", *(f"paged-{i}" for i in range(7))])
+        assert len(informer.cache) == 8
+
+
+async def test_a_label_selected_informer_sees_objects_enter_and_leave_its_selection(api: ApiClient) -> None:
+    informer: Informer[dict[str, Any]] = Informer(api, SVC, label_selector="tier=front")
+    events: list[tuple[str, str]] = []
+    informer.add_handler(lambda o: events.append(("add", o["metadata"]["name"])),
+                         lambda _o, n: events.append(("update", n["metadata"]["name"])),
+                         lambda o: events.append(("delete", o["metadata"]["name"])))
+    await api.create(SVC, _svc("web"))
+    async with running(informer):
+        assert len(informer.cache) == 0
+        await api.patch(f"{SVC}/web", {"metadata": {"labels": {"tier": "front"}}})
+        await eventually(lambda: events == [("add", "web")], "the object to enter the selection")
+        await api.patch(f"{SVC}/web", {"metadata": {"labels": {"tier": None}}})
+        await eventually(lambda: events == [("add", "web"), ("delete", "web")],
+                         "the object to leave the selection")
+        assert informer.cache.keys() == []
+
+
+async def test_api_errors_carry_the_servers_status_and_discovery_names_resources(api: ApiClient) -> None:
+    with pytest.raises(ApiError) as info:
+        await api.get(f"{SVC}/missing")
+    assert (info.value.code, info.value.reason) == (404, "NotFound")
+    assert info.value.status["kind"] == "Status"
+    await api.create(SVC, _svc("dup"))
+    with pytest.raises(ApiError) as info:
+        await api.create(SVC, _svc("dup"))
+    assert (info.value.code, info.value.reason) == (409, "AlreadyExists")
+    refs = await api.discover()
+    assert refs["svc"] == refs["services"] == refs["service"] == refs["Service"]
+    assert (refs["svc"].group_version, refs["svc"].namespaced) == ("v1", True)
+    slices = refs["endpointslices"]
+    assert resource_path(slices.group_version, slices.plural, "x") == \
+        "/apis/discovery.k8s.io/v1/namespaces/x/endpointslices"
+    assert refs["nodes"].namespaced is False
