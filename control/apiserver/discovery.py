@@ -13,8 +13,8 @@ KUBE_MAJOR, KUBE_MINOR = "1", "32"
 VERSION = "v1.32.0-netplane"
 
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "binding": ["create"],
-                      "finalize": ["update"]}
-_SUBRESOURCE_KIND = {"binding": "Binding"}
+                      "finalize": ["update"], "scale": ["get", "patch", "update"], "log": ["get"]}
+_SUBRESOURCE_KIND = {"binding": "Binding", "scale": "Scale"}
 
 
 def version_info() -> dict[str, str]:
@@ -68,8 +68,11 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["categories"] = list(r.categories)
         out.append(entry)
         for sub in r.subresources:
-            out.append({"name": f"{r.plural}/{sub}", "singularName": "",
-                        "namespaced": r.namespaced, "kind": _SUBRESOURCE_KIND.get(sub, r.kind),
-                        "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
+            entry = {"name": f"{r.plural}/{sub}", "singularName": "",
+                     "namespaced": r.namespaced, "kind": _SUBRESOURCE_KIND.get(sub, r.kind),
+                     "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])}
+            if sub == "scale":  # served as autoscaling/v1 Scale, as in Kubernetes
+                entry.update(group="autoscaling", version="v1")
+            out.append(entry)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}

@@ -14,7 +14,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from control.apiserver import discovery, errors, podlogs, tables, watch
+from control.apiserver import discovery, errors, podlogs, scale, tables, watch
 from control.apiserver.config import AUTHORIZE, INFO, METRICS, WATCH_SLOTS
 from control.apiserver.patch import (
     PatchError,
@@ -138,6 +138,8 @@ class ApiHandlers:
         request.app[AUTHORIZE](request, info)
         if info.subresource == "log":
             return await podlogs.serve(request, self.registry, info.namespace or "", info.name or "")
+        if info.subresource == "scale":
+            return await self._scale(request, info, info.res)
         return await getattr(self, f"_{info.verb}")(request, info, info.res)
 
     def _discovery(self, doc: str, info: RequestInfo) -> web.Response:
@@ -155,6 +157,16 @@ class ApiHandlers:
         return json_response(body)
 
     # -- verbs -------------------------------------------------------------------------
+
+    async def _scale(self, request: web.Request, info: RequestInfo, res: ResourceInfo) -> web.Response:
+        ns, name, dry_run = info.namespace, info.name or "", _dry_run(request)
+        if info.verb == "get":
+            return json_response(await scale.get(self.registry, res, ns, name))
+        body = await read_body(request)
+        if info.verb == "update":
+            return json_response(await scale.update(self.registry, res, ns, name, body, dry_run=dry_run))
+        return json_response(await scale.patch(self.registry, res, ns, name, body, request.content_type,
+                                               dry_run=dry_run))
 
     async def _get(self, request: web.Request, info: RequestInfo, res: ResourceInfo) -> web.Response:
         obj = await self.registry.get(res, info.namespace, info.name or "")

@@ -138,9 +138,9 @@ RESOURCES: tuple[ResourceInfo, ...] = (
                  False),
     ResourceInfo("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",),
                  ("all",), status_subresource=True, extra_fields=_replicaset_fields,
-                 subresources=("status",)),
+                 subresources=("status", "scale")),
     ResourceInfo("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",),
-                 ("all",), status_subresource=True, subresources=("status",)),
+                 ("all",), status_subresource=True, subresources=("status", "scale")),
     ResourceInfo("coordination.k8s.io", "v1", "leases", "lease", "Lease", True,
                  create_on_update=True),
 )

@@ -44,13 +44,23 @@ def _cmdline(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[0]
+
+
 def is_running(record: ProcessRecord) -> bool:
     """True while the recorded process lives — and is still the same program (a pid is
     reused after exit; never signal a stranger). nsenter execs the command, so the
     recorded argv's tail is what /proc shows."""
     cmdline = _cmdline(record.pid)
     if not cmdline:
-        return False
+        # Empty while the kernel is still setting up an exec (right after Popen returns,
+        # since CPython spawns with vfork), and for a zombie: only the latter is gone.
+        return _state(record.pid) not in ("", "Z", "X")
     tail = record.argv[3:] if record.argv[:1] == ["nsenter"] else record.argv
     return cmdline[-len(tail):] == tail or cmdline == record.argv
 

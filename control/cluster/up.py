@@ -153,7 +153,7 @@ def bring_up(opts: UpOptions) -> ClusterRecord:
     try:
         _start_all(layout, record, opts)
     except BaseException:
-        tear_down(layout)
+        tear_down(layout, keep_logs=True)  # the logs say why; the next up or down clears them
         raise
     return record
 
@@ -216,12 +216,15 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
     (layout.state_dir / _READY_FILE).write_text(str(time.time()))
 
 
-def tear_down(layout: Layout) -> list[str]:
-    """Stops every process, removes every namespace and interface, then the state dir.
-    Idempotent; returns what it did, for the user."""
+def tear_down(layout: Layout, *, keep_logs: bool = False) -> list[str]:
+    """Stops every process, removes every namespace and interface, then the state dir
+    (but for `logs/` with `keep_logs`). Idempotent; returns what it did, for the user."""
     done: list[str] = []
     record = layout.read_record()
     if record is None:
+        if not keep_logs and layout.log_path("up").parent.exists() and not any(
+                p.name != "logs" for p in layout.state_dir.iterdir()):
+            shutil.rmtree(layout.state_dir, ignore_errors=True)  # logs of a failed up
         return done
     for proc in reversed(record.processes):
         if processes.is_running(proc):
@@ -233,8 +236,14 @@ def tear_down(layout: Layout) -> list[str]:
         done.append(f"killed {killed} pod processes")
     network.destroy()
     done.append("removed the cluster's network namespaces")
-    shutil.rmtree(layout.state_dir, ignore_errors=True)
-    done.append(f"removed {layout.state_dir}")
+    if keep_logs:
+        for entry in layout.state_dir.iterdir():
+            if entry.name != "logs":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        done.append(f"removed {layout.state_dir} but for its logs")
+    else:
+        shutil.rmtree(layout.state_dir, ignore_errors=True)
+        done.append(f"removed {layout.state_dir}")
     return done
 
 
