@@ -136,8 +136,12 @@ class SQLiteStore:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 async with self._write_lock:
+                    # Taken under the lock: once close() holds it with an empty queue, no
+                    # write is in hand anywhere, so none is left without an answer.
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                    if not batch:
+                        continue
                     try:
                         results = await self._in_writer(self._commit, batch, self._revision)
                     except BaseException as exc:
@@ -210,15 +214,24 @@ class SQLiteStore:
             raise FutureRevisionError(revision, self._revision)
         return revision
 
+    def _still_exact(self, at: int) -> None:
+        """Raises if a compaction above `at` started while a read at `at` ran: rows that read
+        needed may have gone under it (the floor is raised before any row goes)."""
+        if at < self._compacted:
+            raise CompactedError(at, self._compacted)
+
     async def get(self, key: str, revision: int = 0) -> KeyValue | None:
         at = self._at(revision)
-        return await self._in_reader(log_table.get_at, key, at)
+        kv = await self._in_reader(log_table.get_at, key, at)
+        self._still_exact(at)
+        return kv
 
     async def list(self, prefix: str, revision: int = 0, limit: int = 0,
                    start_after: str = "") -> ListResult:
         at = self._at(revision)
         items, more, remaining = await self._in_reader(
             log_table.list_at, KeyRange.of(prefix), at, limit, start_after)
+        self._still_exact(at)
         return ListResult(items, at, more, remaining)
 
     async def count(self, prefix: str) -> int:
@@ -237,16 +250,18 @@ class SQLiteStore:
 
     def _check_watch(self, after_revision: int) -> None:
         self._check_open()
-        # Events after `after_revision` are complete only if none of them was compacted.
-        if after_revision + 1 < self._compacted:
+        # Not `after_revision + 1 < compacted`: the event at the compacted revision itself is
+        # kept, but the version it replaced is not, so it would come without its `prev` (an
+        # update that looks like a create). The contract: older than the floor is too old.
+        if after_revision < self._compacted:
             raise CompactedError(after_revision, self._compacted)
 
     async def _replay(self, rng: KeyRange, after: int, limit: int) -> list[Event]:
-        if after + 1 < self._compacted:
+        if after < self._compacted:
             raise CompactedError(after, self._compacted)
         events = await self._in_reader(log_table.replay, rng, after, limit)
         # Compaction may have run while the replay read; its result is then incomplete.
-        if after + 1 < self._compacted:
+        if after < self._compacted:
             raise CompactedError(after, self._compacted)
         return events
 
@@ -258,6 +273,9 @@ class SQLiteStore:
         if revision <= self._compacted:
             return
         async with self._write_lock:
+            self._check_open()
+            if revision <= self._compacted:  # a concurrent compaction went as far already
+                return
             low = self._compacted
             # Raise the floor first so no new read or watch starts below it while rows go.
             self._compacted = revision
@@ -266,6 +284,8 @@ class SQLiteStore:
         while low < revision:
             high = min(low + COMPACT_CHUNK_IDS, revision)
             async with self._write_lock:
+                # Stopping half way is safe: every chunk leaves reads at the floor exact.
+                self._check_open()
                 await self._in_writer(self._compact_chunk, low, high, revision)
             low = high
 
@@ -298,17 +318,25 @@ class SQLiteStore:
     async def close(self) -> None:
         if self._closed:
             return
-        # Writes already queued are committed before the store closes.
-        while self._queue:
+        # From here on no read, write or watch starts; the writes already queued are
+        # committed (and answered) before the store closes.
+        self._closed = True
+        writer = self._tasks[0]
+        while True:
+            async with self._write_lock:
+                if not self._queue or writer.done():
+                    break
             self._wake.set()
-            await asyncio.sleep(0.001)
-        async with self._write_lock:
-            self._closed = True
+            await asyncio.sleep(0.001)  # the writer loop takes the lock and the next batch
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for op in self._queue:  # only if the writer loop died: they must not wait forever
+            if not op.future.done():
+                op.future.set_exception(StoreClosedError("store closed before this write was committed"))
+        self._queue.clear()
         self._fanout.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer_pool, self._close_writer)

@@ -63,9 +63,13 @@ _REPLAY = ("SELECT k.id, k.name, k.created, k.deleted, k.create_revision, k.prev
            "p.value FROM kv AS k LEFT JOIN kv AS p ON p.id = k.prev_revision AND k.created = 0 "
            "WHERE k.id > ? AND +k.name >= ? AND +k.name < ? ORDER BY k.id LIMIT ?")
 # Compaction at R keeps, for every key, its newest version as of R (so reads at R stay
-# exact) unless that is a tombstone older than R, and everything newer than R.
-_COMPACT_CHUNK = ("DELETE FROM kv WHERE id >= ? AND id < ? AND (deleted = 1 OR EXISTS ("
-                  "SELECT 1 FROM kv AS n WHERE n.name = kv.name AND n.id > kv.id AND n.id <= ?))")
+# exact) unless that is a tombstone older than R, and everything newer than R. A chunk
+# compacts the whole history below R of every key written in its id range, not only the
+# rows in the range: the version a key had at the previous compaction sits below this
+# one's range, and dropping a tombstone without it would bring the deleted key back.
+_COMPACT_CHUNK = ("DELETE FROM kv WHERE id < :rev AND name IN ("
+                  "SELECT name FROM kv WHERE id >= :low AND id < :high) AND (deleted = 1 OR EXISTS ("
+                  "SELECT 1 FROM kv AS n WHERE n.name = kv.name AND n.id > kv.id AND n.id <= :rev))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +143,9 @@ def _live(conn: sqlite3.Connection, key: str, expected: int) -> tuple[int, int, 
 
 
 def compact_chunk(conn: sqlite3.Connection, low: int, high: int, revision: int) -> None:
-    """Drops history in ids [low, high) that compaction at `revision` no longer needs."""
-    conn.execute(_COMPACT_CHUNK, (low, high, revision))
+    """Drops the history that compaction at `revision` no longer needs of the keys written
+    in ids [low, high)."""
+    conn.execute(_COMPACT_CHUNK, {"low": low, "high": high, "rev": revision})
 
 
 def set_compacted(conn: sqlite3.Connection, revision: int) -> None:
