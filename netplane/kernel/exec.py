@@ -1,8 +1,11 @@
-"""Running a command inside a pod: its network namespace, and a private mount namespace in
-which the pod's own resolv.conf and hosts are bind-mounted over the node's.
+"""Command lines that run a process inside a network namespace, optionally with a private
+mount namespace in which given files are bind-mounted over others (a pod's own resolv.conf
+and hosts over the node's) and a UTS namespace with the pod's hostname.
 
-util-linux's nsenter and unshare do the namespace work: Python 3.11 has no os.setns or
-os.unshare, and doing it with ctypes in a preexec_fn is unsafe in a threaded process.
+They prefix the command with util-linux's `nsenter` and `unshare` rather than switching
+namespaces in a `preexec_fn`: Python 3.11 has no os.setns/os.unshare, and a preexec_fn (ctypes
+or not) runs Python between fork and exec, which can deadlock in a threaded parent such as
+the kubelet. An argv is also something a user can read in `ps` and paste into a shell.
 """
 
 from __future__ import annotations
@@ -16,15 +19,23 @@ _MOUNT_AND_EXEC = ('h=$1; n=$2; shift 2; while [ "$n" -gt 0 ]; do mount --bind "
                    'fi; exec "$@"')
 
 
+def in_netns(netns: str, argv: list[str]) -> list[str]:
+    """The argv that runs `argv` in network namespace `netns` (everything else shared)."""
+    if not argv:
+        raise ValueError("an empty command")
+    return ["nsenter", f"--net={path(netns)}", "--", *argv]
+
+
 def in_pod(netns: str, argv: list[str], binds: dict[str, str] | None = None,
            hostname: str = "") -> list[str]:
     """The argv that runs `argv` in `netns`, with each `binds` source file mounted over its
     target (e.g. {"/pods/x/resolv.conf": "/etc/resolv.conf"}) and `hostname` set, both for
     that process tree only (private mount and UTS namespaces)."""
-    enter = ["nsenter", f"--net={path(netns)}", "--"]
     if not binds and not hostname:
-        return [*enter, *argv]
+        return in_netns(netns, argv)
+    if not argv:
+        raise ValueError("an empty command")
     binds = binds or {}
     pairs = [part for src, dst in binds.items() for part in (src, dst)]
-    return [*enter, "unshare", "--mount", "--uts", "--propagation", "private", "--",
-            "sh", "-c", _MOUNT_AND_EXEC, "sh", hostname, str(len(binds)), *pairs, *argv]
+    return in_netns(netns, ["unshare", "--mount", "--uts", "--propagation", "private", "--",
+                            "sh", "-c", _MOUNT_AND_EXEC, "sh", hostname, str(len(binds)), *pairs, *argv])
