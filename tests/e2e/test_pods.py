@@ -11,6 +11,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from control.cluster.layout import Layout
+from control.kubelet.network import uid8
 from tests.e2e.conftest import ctl, eventually
 
 AGNHOST = [sys.executable, "-m", "netplane.cli.main", "agnhost"]
@@ -82,7 +83,7 @@ def test_deleting_a_pod_stops_it_and_removes_its_namespace(cluster: Layout, api:
     record = cluster.read_record()
     assert record is not None
     uid = core.read_namespaced_pod("doomed", "default").metadata.uid
-    netns = f"np-{record.cluster_id}-p-{uid[:13]}"
+    netns = f"np-{record.cluster_id}-p-{uid8(uid)}"
     assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     core.delete_namespaced_pod("doomed", "default")
 
