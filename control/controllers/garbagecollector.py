@@ -1,35 +1,48 @@
-"""The garbage collector: an object whose every owner is gone is deleted (background
-propagation), so deleting a Deployment removes its ReplicaSets, then their Pods.
+"""The garbage collector: an object whose owners are all gone is deleted (background
+propagation), as Kubernetes' (pkg/controller/garbagecollector). Deleting a Deployment
+thus removes its ReplicaSets, and their deletion their Pods.
 
-Owners are looked up by kind, namespace and name in the informer caches and must have
-the referenced uid; before deleting, the owner's absence is confirmed with a GET, so a
-cache that is merely behind never costs a live object.
+The informers of the kinds below feed the pure `ownergraph`; a queued uid is decided by
+`ownergraph.verdict`. An owner counts as gone only once the apiserver says so: a GET by
+name answers 404, or names an object with another uid (the owner was replaced). The
+graph only spares that GET when it already shows the owner, so a cache that is merely
+behind never costs a live object. Confirmed-absent owner uids are remembered (uids are
+never reused), so the hundred pods of a deleted ReplicaSet cost one GET.
+
+Not done: `propagationPolicy=Orphan` and `Foreground` (the apiserver deletes the owner at
+once for both, without the orphan or foregroundDeletion finalizer, so the collector
+cannot tell them from Background); dependents of kinds not watched here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import OrderedDict
 from typing import Any
 
-from control.controllers.base import QueueController
+import msgspec
+
+from control.controllers.base import QueueController, RetryError
 from control.controllers.informers import InformerSet
-from netplane.client.rest import ApiClient, ApiError, resource_path
+from control.controllers.ownergraph import Node, OwnerGraph, OwnerState, group_of, verdict
+from netplane.client.rest import ApiClient, ApiError, ResourceRef, resource_path
+from netplane.model.meta import OwnerReference
 
 log = logging.getLogger(__name__)
 
-# kind -> (api version, plural, informer path). Dependents are watched; owners looked up.
-_KINDS: dict[str, tuple[str, str, str]] = {
-    "Pod": ("v1", "pods", "/api/v1/pods"),
-    "ReplicaSet": ("apps/v1", "replicasets", "/apis/apps/v1/replicasets"),
-    "Deployment": ("apps/v1", "deployments", "/apis/apps/v1/deployments"),
-    "Service": ("v1", "services", "/api/v1/services"),
-    "EndpointSlice": ("discovery.k8s.io/v1", "endpointslices", "/apis/discovery.k8s.io/v1/endpointslices"),
-}
-_DEPENDENTS = ("Pod", "ReplicaSet", "EndpointSlice")
-
-
-def _meta(obj: Any) -> Any:
-    return obj.metadata
+# The collections whose objects are owners or dependents: (apiVersion, kind, path).
+WATCHED: tuple[tuple[str, str, str], ...] = (
+    ("v1", "Pod", "/api/v1/pods"),
+    ("v1", "Service", "/api/v1/services"),
+    ("v1", "Node", "/api/v1/nodes"),
+    ("apps/v1", "ReplicaSet", "/apis/apps/v1/replicasets"),
+    ("apps/v1", "Deployment", "/apis/apps/v1/deployments"),
+    ("discovery.k8s.io/v1", "EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices"),
+)
+_ABSENT_CACHE_SIZE = 1000
+_DISCOVERY_REFRESH = 30.0
 
 
 class GarbageCollector(QueueController):
@@ -37,63 +50,116 @@ class GarbageCollector(QueueController):
 
     def __init__(self, client: ApiClient, informers: InformerSet, **options: Any) -> None:
         super().__init__(client, informers, **options)
-        self.caches = {kind: informers.get(path) for kind, (_v, _p, path) in _KINDS.items()}
-        for kind in _DEPENDENTS:
-            self.caches[kind].add_handler(lambda o, k=kind: self._check(k, o),
-                                          lambda _old, o, k=kind: self._check(k, o), None)
-        for kind, informer in self.caches.items():
-            informer.add_handler(None, None, lambda o, k=kind: self._owner_gone(k, o))
+        self.graph = OwnerGraph()
+        self._absent: OrderedDict[str, None] = OrderedDict()  # owner uids confirmed gone
+        self._resources: dict[tuple[str, str], ResourceRef] = {}
+        self._discovered_at = -_DISCOVERY_REFRESH
+        self._discovery = asyncio.Lock()
+        self._unresolvable: set[tuple[str, str]] = set()
+        for api_version, kind, path in WATCHED:
+            informer = informers.get(path)
+            informer.add_handler(lambda o, v=api_version, k=kind: self._seen(v, k, o),
+                                 lambda _old, o, v=api_version, k=kind: self._seen(v, k, o),
+                                 self._gone)
 
-    def _check(self, kind: str, obj: Any) -> None:
-        meta = _meta(obj)
-        if meta.owner_references and not meta.deletion_timestamp:
-            self.queue.add(f"{kind}|{meta.namespace}/{meta.name}")
+    # --- the graph -------------------------------------------------------------------
 
-    def _owner_gone(self, kind: str, owner: Any) -> None:
-        uid = _meta(owner).uid
-        for dep_kind in _DEPENDENTS:
-            for obj in self.caches[dep_kind].cache.list():
-                if any(ref.uid == uid for ref in _meta(obj).owner_references):
-                    self._check(dep_kind, obj)
+    def _seen(self, api_version: str, kind: str, obj: Any) -> None:
+        meta = obj.metadata
+        node = Node(meta.uid, api_version, kind, meta.namespace, meta.name, tuple(meta.owner_references),
+                    meta.resource_version, bool(meta.deletion_timestamp))
+        for uid in self.graph.upsert(node):
+            self.queue.add(uid)
 
-    def _owner_live_in_cache(self, namespace: str, ref: Any) -> bool:
-        informer = self.caches.get(ref.kind)
-        if informer is None:
-            return True  # a kind we do not watch: never collect on its account
-        owner = informer.cache.get(f"{namespace}/{ref.name}") or informer.cache.get(ref.name)
-        return owner is not None and _meta(owner).uid == ref.uid
+    def _gone(self, obj: Any) -> None:
+        for uid in self.graph.remove(obj.metadata.uid):
+            self.queue.add(uid)
 
-    async def _owner_exists(self, namespace: str, ref: Any) -> bool:
-        version, plural, _path = _KINDS[ref.kind]
-        try:
-            owner = await self.client.get(resource_path(version, plural, namespace, ref.name))
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return bool(owner["metadata"].get("uid") == ref.uid)
+    # --- deciding --------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        kind, _, obj_key = key.partition("|")
-        obj = self.caches[kind].cache.get(obj_key)
-        if obj is None:
+        node = self.graph.get(key)
+        if node is None or not node.owners or node.deleting:
             return
-        meta = _meta(obj)
-        refs = meta.owner_references
-        if not refs or meta.deletion_timestamp:
-            return
-        if any(self._owner_live_in_cache(meta.namespace, ref) for ref in refs):
-            return
-        for ref in refs:
-            if await self._owner_exists(meta.namespace, ref):
-                return
-        version, plural, _path = _KINDS[kind]
-        log.info("deleting %s %s: its owners %s are gone", kind, obj_key,
-                 ", ".join(f"{r.kind}/{r.name}" for r in refs))
+        states = [(ref, await self._owner_state(node, ref)) for ref in node.owners]
+        decision = verdict(states)
+        if decision.delete:
+            await self._delete(node)
+        elif decision.keep_owners is not None:
+            await self._drop_owners(node, decision.keep_owners)
+
+    async def _owner_state(self, node: Node, ref: OwnerReference) -> OwnerState:
+        if ref.uid in self._absent:
+            return OwnerState.ABSENT
+        resource = await self._resource(ref)
+        if resource is None:
+            return OwnerState.UNKNOWN
+        if resource.namespaced and not node.namespace:
+            log.warning("%s %s names a namespaced owner %s/%s; ignoring that reference",
+                        node.kind, node.name, ref.kind, ref.name)
+            return OwnerState.UNKNOWN
+        if self.graph.owner_in_graph(node, ref, resource.namespaced) is OwnerState.PRESENT:
+            return OwnerState.PRESENT
+        namespace = node.namespace if resource.namespaced else None
         try:
-            await self.client.delete(resource_path(version, plural, meta.namespace, meta.name),
-                                     body={"propagationPolicy": "Background",
-                                           "preconditions": {"uid": meta.uid}})
+            owner = await self.client.get(resource_path(resource.api_version, resource.plural, namespace,
+                                                        ref.name))
         except ApiError as exc:
-            if exc.code not in (404, 409):
+            if exc.code != 404:
+                raise
+            owner = None
+        if owner is not None and (owner.get("metadata") or {}).get("uid") == ref.uid:
+            return OwnerState.PRESENT
+        self._absent[ref.uid] = None
+        if len(self._absent) > _ABSENT_CACHE_SIZE:
+            self._absent.popitem(last=False)
+        return OwnerState.ABSENT
+
+    async def _resource(self, ref: OwnerReference) -> ResourceRef | None:
+        """The served resource of an owner's kind, from discovery (refreshed when a kind is
+        missing, at most every 30 s); None, logged once, for a kind nobody serves."""
+        key = (group_of(ref.api_version), ref.kind)
+        if key not in self._resources:
+            # One discovery at a time: the other workers wait for its answer rather than
+            # take a kind not looked up yet for one nobody serves.
+            async with self._discovery:
+                stale = time.monotonic() - self._discovered_at >= _DISCOVERY_REFRESH
+                if key not in self._resources and stale:
+                    found = await self.client.discover()
+                    self._discovered_at = time.monotonic()
+                    self._resources = {(group_of(r.group_version), r.kind): r for r in found.values()}
+        resource = self._resources.get(key)
+        if resource is None and key not in self._unresolvable:
+            self._unresolvable.add(key)
+            log.warning("owner kind %s of group %r is not served; dependents are never collected on "
+                        "its account", ref.kind, key[0])
+        return resource
+
+    # --- acting ----------------------------------------------------------------------------
+
+    def _path(self, node: Node) -> str:
+        plural = next(path.rpartition("/")[2] for v, k, path in WATCHED if k == node.kind)
+        return resource_path(node.api_version, plural, node.namespace or None, node.name)
+
+    async def _delete(self, node: Node) -> None:
+        log.info("deleting %s %s: its owner(s) %s are gone", node.kind,
+                 f"{node.namespace}/{node.name}" if node.namespace else node.name,
+                 ", ".join(f"{r.kind}/{r.name}" for r in node.owners))
+        try:
+            await self.client.delete(self._path(node), body={
+                "propagationPolicy": "Background", "preconditions": {"uid": node.uid}})
+        except ApiError as exc:
+            if exc.code not in (404, 409):  # gone already, or a namesake (not ours to delete)
+                raise
+
+    async def _drop_owners(self, node: Node, keep: tuple[OwnerReference, ...]) -> None:
+        """Some owners are gone, others not: only the dangling references go."""
+        patch = {"metadata": {"uid": node.uid, "resourceVersion": node.resource_version,
+                              "ownerReferences": [msgspec.to_builtins(r) for r in keep]}}
+        try:
+            await self.client.patch(self._path(node), patch)
+        except ApiError as exc:
+            if exc.code == 409:  # changed since the cache saw it: decide again on a fresh view
+                raise RetryError(f"{node.kind} {node.name} changed while dropping its owners") from exc
+            if exc.code != 404:
                 raise

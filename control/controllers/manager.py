@@ -8,7 +8,6 @@ module missing) is skipped with a warning instead of stopping the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 from collections.abc import Iterable, Iterator
@@ -24,6 +23,7 @@ from prometheus_client.registry import Collector
 from control.controllers.base import Controller
 from control.controllers.informers import InformerSet
 from control.controllers.workqueue import WorkQueue
+from netplane.cli.loop import until_signalled
 from netplane.client.rest import ApiClient
 
 log = logging.getLogger(__name__)
@@ -187,18 +187,6 @@ class ControllerManager:
 
 async def run_controller_manager(options: ManagerOptions) -> None:
     """The process entry point: until SIGINT/SIGTERM."""
-    import signal
-
     async with ApiClient.from_kubeconfig(options.kubeconfig) as client:
         manager = ControllerManager(client, options)
-        task = asyncio.create_task(manager.run(), name="controller-manager")
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
+        await until_signalled(manager.run(), "controller-manager")

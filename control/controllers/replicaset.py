@@ -1,10 +1,12 @@
-"""The ReplicaSet controller: keeps `replicas` pods matching the selector, as Kubernetes'.
+"""The ReplicaSet controller: keeps `spec.replicas` active pods for each ReplicaSet, as
+Kubernetes' (pkg/controller/replicaset).
 
-Owned pods are those whose controller reference names the ReplicaSet's uid; orphans
-that match the selector are adopted, owned pods that stop matching are released.
-Creates go in slow-start batches (1, 2, 4, ...); surplus pods are deleted in
-`rollout.deletion_rank` order. Expectations (the pods this controller created or
-deleted and the cache has not shown yet) keep a burst from being counted twice.
+A ReplicaSet owns the active pods whose controller reference names its uid and that its
+selector matches; it adopts orphans that match and releases pods that stop matching.
+Missing pods are created from the template in slow-start batches, surplus ones deleted
+in `podcontrol.deletion_key` order; expectations keep a burst of its own writes from
+being counted twice before the pod informer shows them. The arithmetic lives in
+`podcontrol`; this module reads the caches and writes to the apiserver.
 """
 
 from __future__ import annotations
@@ -12,189 +14,207 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from control.controllers.base import QueueController, object_key, split_key
+from control.controllers.base import QueueController, object_key
 from control.controllers.informers import NAMESPACE_INDEX, InformerSet, namespace_of
-from control.controllers.rollout import deletion_rank
+from control.controllers.podcontrol import (
+    BURST_REPLICAS,
+    Expectations,
+    controller_ref,
+    is_pod_active,
+    pod_from_template,
+    pod_key,
+    pods_to_delete,
+    replica_set_status,
+    slow_start_batch,
+    status_matches,
+)
+from control.controllers.refmanager import TemplateMemo, claim_objects, namespace_terminating
 from netplane.client.rest import ApiClient, ApiError, resource_path
-from netplane.model import Pod, ReplicaSet, selector_from_label_selector
+from netplane.model import Pod, ReplicaSet, SelectorError, selector_from_label_selector
 
 log = logging.getLogger(__name__)
 
 PODS = "/api/v1/pods"
 REPLICASETS = "/apis/apps/v1/replicasets"
-_EXPECTATION_TTL = 30.0
-_SLOW_START_MAX = 500
-
-
-def is_active(pod: Pod) -> bool:
-    return not pod.metadata.deletion_timestamp and pod.status.phase not in ("Succeeded", "Failed")
-
-
-def is_ready(pod: Pod, min_ready_seconds: int = 0) -> bool:
-    for c in pod.status.conditions or []:
-        if c.type == "Ready" and c.status == "True":
-            if not min_ready_seconds:
-                return True
-            since = c.last_transition_time
-            if not since:
-                return True
-            t = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-            return (datetime.now(UTC) - t).total_seconds() >= min_ready_seconds
-    return False
-
-
-class Expectations:
-    """Pods created (names) and deleted (uids) by us that the cache does not show yet."""
-
-    def __init__(self) -> None:
-        self._pending: dict[str, tuple[set[str], set[str], float]] = {}
-
-    def expect(self, key: str, created: set[str], deleted: set[str]) -> None:
-        self._pending[key] = (created, deleted, time.monotonic())
-
-    def satisfied(self, key: str, pods: list[Pod]) -> bool:
-        entry = self._pending.get(key)
-        if entry is None:
-            return True
-        created, deleted, since = entry
-        seen = {p.metadata.name for p in pods}
-        live_uids = {p.metadata.uid for p in pods if not p.metadata.deletion_timestamp}
-        if (created <= seen and not (deleted & live_uids)) or time.monotonic() - since > _EXPECTATION_TTL:
-            del self._pending[key]
-            return True
-        return False
-
-    def forget(self, key: str) -> None:
-        self._pending.pop(key, None)
+KIND = "ReplicaSet"
 
 
 class ReplicaSetController(QueueController):
     name = "replicaset"
 
-    def __init__(self, client: ApiClient, informers: InformerSet, **options: Any) -> None:
+    def __init__(self, client: ApiClient, informers: InformerSet, *,
+                 burst_replicas: int = BURST_REPLICAS, **options: Any) -> None:
         super().__init__(client, informers, **options)
+        self.burst_replicas = burst_replicas
+        self.expectations = Expectations()
+        self.templates = TemplateMemo(client, "apps/v1", "replicasets")
         self.replicasets = informers.ensure_index(REPLICASETS, NAMESPACE_INDEX, namespace_of)
         self.pods = informers.ensure_index(PODS, NAMESPACE_INDEX, namespace_of)
-        self.expectations = Expectations()
-        self.replicasets.add_handler(self.enqueue, lambda _o, n: self.enqueue(n), self._rs_deleted)
-        self.pods.add_handler(self._pod_event, lambda _o, n: self._pod_event(n), self._pod_event)
+        self.replicasets.add_handler(self.enqueue, self._rs_updated, self._rs_deleted)
+        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+
+    # --- event handlers ----------------------------------------------------------------
+
+    def _rs_updated(self, old: ReplicaSet, new: ReplicaSet) -> None:
+        if old.metadata.uid != new.metadata.uid:
+            self.expectations.delete(object_key(new))  # deleted and recreated in between
+        self.enqueue(new)
 
     def _rs_deleted(self, rs: ReplicaSet) -> None:
-        self.expectations.forget(object_key(rs))
+        key = object_key(rs)
+        self.expectations.delete(key)
+        self.templates.forget(key)
 
-    def _pod_event(self, pod: Pod) -> None:
+    def _owner_key(self, pod: Pod) -> str | None:
+        """The key of the cached ReplicaSet that controls the pod (uid checked)."""
         ref = pod.metadata.controller_ref()
-        if ref is not None:
-            if ref.kind == "ReplicaSet":
-                self.queue.add(f"{pod.metadata.namespace}/{ref.name}")
-            return
+        if ref is None or ref.kind != KIND:
+            return None
+        key = f"{pod.metadata.namespace}/{ref.name}"
+        rs = self.replicasets.cache.get(key)
+        return key if rs is not None and rs.metadata.uid == ref.uid else None
+
+    def _enqueue_matching(self, pod: Pod) -> None:
+        """An orphan: every ReplicaSet that could adopt it takes a look."""
         for rs in self.replicasets.cache.by_index(NAMESPACE_INDEX, pod.metadata.namespace):
-            if selector_from_label_selector(rs.spec.selector).matches(pod.metadata.labels):
-                self.enqueue(rs)
+            try:
+                if selector_from_label_selector(rs.spec.selector).matches(pod.metadata.labels):
+                    self.enqueue(rs)
+            except SelectorError:
+                continue
+
+    def _pod_added(self, pod: Pod) -> None:
+        if pod.metadata.deletion_timestamp:
+            self._pod_deleted(pod)  # e.g. a relist after a restart shows it terminating
+            return
+        if pod.metadata.controller_ref() is not None:
+            key = self._owner_key(pod)
+            if key is not None:
+                self.expectations.creation_observed(key)
+                self.queue.add(key)
+            return
+        self._enqueue_matching(pod)
+
+    def _pod_updated(self, old: Pod, new: Pod) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return
+        labels_changed = old.metadata.labels != new.metadata.labels
+        if new.metadata.deletion_timestamp:
+            # Graceful deletion starts: the pod stops counting now, not when it is gone.
+            self._pod_deleted(new)
+            if labels_changed:
+                self._pod_deleted(old)
+            return
+        old_ref, new_ref = old.metadata.controller_ref(), new.metadata.controller_ref()
+        if old_ref != new_ref and old_ref is not None:
+            key = self._owner_key(old)
+            if key is not None:
+                self.queue.add(key)
+        if new_ref is not None:
+            key = self._owner_key(new)
+            if key is not None:
+                self.queue.add(key)
+        elif labels_changed or old_ref != new_ref:
+            self._enqueue_matching(new)
+
+    def _pod_deleted(self, pod: Pod) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, pod_key(pod))
+            self.queue.add(key)
+
+    # --- sync ----------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
         rs: ReplicaSet | None = self.replicasets.cache.get(key)
-        if rs is None or rs.metadata.deletion_timestamp:
-            self.expectations.forget(key)
+        if rs is None:
+            self.expectations.delete(key)
+            self.templates.forget(key)
             return
-        ns, name = split_key(key)
-        selector = selector_from_label_selector(rs.spec.selector)
-        in_ns = self.pods.cache.by_index(NAMESPACE_INDEX, ns)
-        owned: list[Pod] = []
-        for pod in in_ns:
-            ref = pod.metadata.controller_ref()
-            matches = selector.matches(pod.metadata.labels)
-            if ref is not None and ref.uid == rs.metadata.uid:
-                if matches:
-                    owned.append(pod)
-                elif is_active(pod):
-                    await self._set_owner(pod, None)
-            elif ref is None and matches and is_active(pod) and await self._set_owner(pod, rs):
-                owned.append(pod)
-        active = [p for p in owned if is_active(p)]
-        if self.expectations.satisfied(key, in_ns):
-            diff = len(active) - rs.spec.replicas
-            if diff < 0:
-                await self._create(rs, ns, name, -diff)
-            elif diff > 0:
-                victims = sorted(active, key=deletion_rank)[:diff]
-                await self._delete(key, victims)
-        await self._update_status(rs, ns, name, active)
-
-    async def _set_owner(self, pod: Pod, rs: ReplicaSet | None) -> bool:
-        refs = [r for r in pod.metadata.owner_references if not r.controller]
-        body_refs: list[dict[str, Any]] = [{"apiVersion": r.api_version, "kind": r.kind, "name": r.name,
-                                            "uid": r.uid} for r in refs]
-        if rs is not None:
-            body_refs.append(_owner_ref(rs))
-        path = resource_path("v1", "pods", pod.metadata.namespace, pod.metadata.name)
+        needs_sync = self.expectations.satisfied(key)
         try:
-            await self.client.patch(path, {"metadata": {"ownerReferences": body_refs,
-                                                        "resourceVersion": pod.metadata.resource_version}})
-        except ApiError as exc:
-            if exc.code in (404, 409):
-                return False
-            raise
-        return True
+            selector = selector_from_label_selector(rs.spec.selector)
+        except SelectorError as exc:
+            log.warning("replicaset %s: invalid selector, not managing its pods: %s", key, exc)
+            return
+        active = [p for p in self.pods.cache.by_index(NAMESPACE_INDEX, rs.metadata.namespace)
+                  if is_pod_active(p)]
+        owned = await claim_objects(self.client, rs, ("apps/v1", KIND, "replicasets"), selector, active,
+                                    "v1", "pods")
+        error: BaseException | None = None
+        if needs_sync and not rs.metadata.deletion_timestamp:
+            error = await self._manage(key, rs, owned)
+        status, wake = replica_set_status(rs, owned, time.time())
+        await self._write_status(rs, status)
+        if error is not None:
+            raise error
+        if wake is not None:
+            # A ready pod becomes available after minReadySeconds with no event to say so.
+            self.queue.add_after(key, wake + 0.05)
 
-    async def _create(self, rs: ReplicaSet, ns: str, name: str, count: int) -> None:
-        raw = await self.client.get(resource_path("apps/v1", "replicasets", ns, name))
-        template = (raw.get("spec") or {}).get("template") or {}
-        meta = template.get("metadata") or {}
-        body = {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"generateName": f"{name}-", "namespace": ns,
-                             "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
-                             "ownerReferences": [_owner_ref(rs)]},
-                "spec": template.get("spec") or {}}
-        created: set[str] = set()
-        self.expectations.expect(object_key(rs), created, set())
-        batch, remaining = 1, count
-        while remaining > 0:
-            size = min(batch, remaining)
-            results = await asyncio.gather(*(self.client.create(resource_path("v1", "pods", ns), body)
-                                             for _ in range(size)), return_exceptions=True)
-            errors = [r for r in results if isinstance(r, BaseException)]
-            created.update(r["metadata"]["name"] for r in results if isinstance(r, dict))
-            if errors:  # slow start: a failing batch stops the rest (quota, namespace closing)
-                raise errors[0]
-            remaining -= size
-            batch = min(batch * 2, _SLOW_START_MAX)
+    async def _manage(self, key: str, rs: ReplicaSet, owned: list[Pod]) -> BaseException | None:
+        diff = len(owned) - rs.spec.replicas
+        if diff < 0:
+            return await self._create(key, rs, min(-diff, self.burst_replicas))
+        if diff > 0:
+            victims = pods_to_delete(owned, min(diff, self.burst_replicas), self._related(rs, owned))
+            return await self._delete(key, victims)
+        return None
 
-    async def _delete(self, key: str, victims: list[Pod]) -> None:
-        self.expectations.expect(key, set(), {p.metadata.uid for p in victims})
-        for pod in victims:
+    async def _create(self, key: str, rs: ReplicaSet, count: int) -> BaseException | None:
+        fetched = await self.templates.fetch(rs)
+        if fetched is None:
+            return None  # the ReplicaSet is gone; its delete event follows
+        template = fetched[0]
+        ns, name = rs.metadata.namespace, rs.metadata.name
+        body = pod_from_template(template, ns, name, controller_ref("apps/v1", KIND, name, rs.metadata.uid))
+        path = resource_path("v1", "pods", ns)
+        self.expectations.expect_creations(key, count)
+        created, error = await slow_start_batch(count, lambda: self.client.create(path, body))
+        # The creates that failed or were never tried will not show up in the informer.
+        for _ in range(count - created):
+            self.expectations.creation_observed(key)
+        if created:
+            log.info("replicaset %s: created %d pod(s)", key, created)
+        return None if error is not None and namespace_terminating(error) else error
+
+    async def _delete(self, key: str, victims: list[Pod]) -> BaseException | None:
+        self.expectations.expect_deletions(key, [pod_key(p) for p in victims])
+
+        async def delete(pod: Pod) -> None:
             path = resource_path("v1", "pods", pod.metadata.namespace, pod.metadata.name)
             try:
                 await self.client.delete(path, body={"preconditions": {"uid": pod.metadata.uid}})
             except ApiError as exc:
-                if exc.code not in (404, 409):
+                if exc.code == 404:
+                    return  # already going; its delete event is the observation
+                self.expectations.deletion_observed(key, pod_key(pod))
+                if exc.code != 409:  # 409: another pod by that name now; nothing to do
                     raise
 
-    async def _update_status(self, rs: ReplicaSet, ns: str, name: str, active: list[Pod]) -> None:
-        labels = rs.spec.template.metadata.labels
-        status = {
-            "replicas": len(active),
-            "fullyLabeledReplicas": sum(1 for p in active if all(
-                p.metadata.labels.get(k) == v for k, v in labels.items())),
-            "readyReplicas": sum(1 for p in active if is_ready(p)),
-            "availableReplicas": sum(1 for p in active if is_ready(p, rs.spec.min_ready_seconds)),
-            "observedGeneration": rs.metadata.generation,
-        }
-        current = rs.status
-        if (current.replicas, current.fully_labeled_replicas, current.ready_replicas,
-                current.available_replicas, current.observed_generation) == tuple(status.values()):
+        results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
+        log.info("replicaset %s: deleted %d pod(s)", key, len(victims))
+        return next((r for r in results if isinstance(r, BaseException)), None)
+
+    def _related(self, rs: ReplicaSet, owned: list[Pod]) -> list[Pod]:
+        """The active pods of this ReplicaSet and of its siblings (same controller)."""
+        owner = rs.metadata.controller_ref()
+        if owner is None:
+            return owned
+        ns = rs.metadata.namespace
+        uids = {s.metadata.uid for s in self.replicasets.cache.by_index(NAMESPACE_INDEX, ns)
+                if (r := s.metadata.controller_ref()) is not None and r.uid == owner.uid}
+        return [p for p in self.pods.cache.by_index(NAMESPACE_INDEX, ns)
+                if (r := p.metadata.controller_ref()) is not None and r.uid in uids and is_pod_active(p)]
+
+    async def _write_status(self, rs: ReplicaSet, status: dict[str, int]) -> None:
+        if status_matches(rs, status):
             return
+        path = resource_path("apps/v1", "replicasets", rs.metadata.namespace, rs.metadata.name, "status")
         try:
-            await self.client.patch(resource_path("apps/v1", "replicasets", ns, name, "status"),
-                                    {"status": status})
+            await self.client.patch(path, {"metadata": {"uid": rs.metadata.uid}, "status": status})
         except ApiError as exc:
             if exc.code != 404:
                 raise
-
-
-def _owner_ref(rs: ReplicaSet) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs.metadata.name,
-            "uid": rs.metadata.uid, "controller": True, "blockOwnerDeletion": True}
