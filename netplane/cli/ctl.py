@@ -1,87 +1,154 @@
-"""`netplane ctl`: apply, get, describe, delete, logs and exec, kubectl-style."""
+"""`netplane ctl`: apply, get, describe, delete, logs and exec, kubectl-style.
+
+Argument parsing and dispatch only; the verbs live in netplane/ctl.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
 from netplane.cli.main import CliError
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(text: str) -> float | None:
+    """kubectl's durations (`30s`, `1m30s`, a bare number of seconds); 0 means no limit."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    elif text and re.fullmatch(rf"(?:{_DURATION.pattern})+", text):
+        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+    else:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 2m or 1h")
+    return seconds or None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    # On `ctl` itself and again on every verb (there with SUPPRESS, so a verb that does not
+    # repeat them keeps what was given before it): `ctl -n x get` and `ctl get -n x` agree.
+    parser.add_argument("--kubeconfig", default=default, metavar="PATH",
+                        help="kubeconfig file (default: $KUBECONFIG, else ~/.netplane/admin.kubeconfig)")
+    parser.add_argument("--context", default=default, help="kubeconfig context (default: current)")
+    parser.add_argument("-n", "--namespace", default=default,
+                        help="namespace (default: the context's, else default)")
+
+
+def _verb(verbs: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    v: argparse.ArgumentParser = verbs.add_parser(name, help=help_text, description=help_text)
+    _connection_options(v, argparse.SUPPRESS)
+    return v
+
+
+def _selection(v: argparse.ArgumentParser) -> None:
+    v.add_argument("-l", "--selector", default=None, help="label selector, e.g. app=web,tier!=db")
+    v.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("ctl", help="a small kubectl: apply, get, describe, delete, logs, exec",
-                       description="Talks to the apiserver of a kubeconfig (--kubeconfig, else "
-                       "$KUBECONFIG, else ~/.netplane/admin.kubeconfig).")
-    p.add_argument("--kubeconfig", default=None)
-    p.add_argument("--context", default=None)
+                       description="Talks to the apiserver of a kubeconfig, as kubectl does.")
+    _connection_options(p, None)
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
 
-    def common(v: argparse.ArgumentParser) -> None:
-        v.add_argument("-n", "--namespace", default=None)
+    a = _verb(verbs, "apply", "create or update objects from files, folders (recursively) or - (stdin)")
+    a.add_argument("-f", "--filename", action="append", required=True, metavar="PATH")
+    a.add_argument("-R", "--recursive", action="store_true", help="(always on: folders are read whole)")
+    a.add_argument("--dry-run", choices=("none", "client", "server"), default="none", nargs="?",
+                   const="client")
 
-    a = verbs.add_parser("apply", help="create or update objects from files or folders")
-    a.add_argument("-f", "--filename", action="append", required=True)
-    common(a)
-    g = verbs.add_parser("get", help="list or show objects")
-    g.add_argument("kind")
-    g.add_argument("names", nargs="*")
+    g = _verb(verbs, "get", "list objects, or show some: get KIND[,KIND] [NAME...] | get KIND/NAME...")
+    g.add_argument("resources", nargs="+", metavar="KIND [NAME...]")
     g.add_argument("-o", "--output", choices=("wide", "yaml", "json", "name"), default=None)
-    g.add_argument("-l", "--selector", default=None)
-    g.add_argument("-A", "--all-namespaces", action="store_true")
-    common(g)
-    d = verbs.add_parser("describe", help="show an object in detail")
-    d.add_argument("kind")
-    d.add_argument("name")
-    common(d)
-    rm = verbs.add_parser("delete", help="delete objects by name or from files")
-    rm.add_argument("kind", nargs="?")
-    rm.add_argument("names", nargs="*")
-    rm.add_argument("-f", "--filename", action="append", default=[])
+    _selection(g)
+    g.add_argument("--field-selector", default=None, help="e.g. spec.nodeName=node-1")
+    g.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    g.add_argument("--no-headers", action="store_true", help="leave out the header line")
+
+    d = _verb(verbs, "describe", "show objects in detail: describe KIND [NAME...] | describe KIND/NAME")
+    d.add_argument("resources", nargs="+", metavar="KIND [NAME...]")
+    _selection(d)
+
+    rm = _verb(verbs, "delete", "delete objects: KIND NAME... | KIND/NAME | KIND -l SEL | -f PATH")
+    rm.add_argument("resources", nargs="*", metavar="KIND [NAME...]")
+    rm.add_argument("-f", "--filename", action="append", default=[], metavar="PATH")
+    rm.add_argument("-l", "--selector", default=None)
+    rm.add_argument("--all", action="store_true", help="every object of the kind in the namespace")
     rm.add_argument("--ignore-not-found", action="store_true")
-    common(rm)
-    lg = verbs.add_parser("logs", help="print a container's log")
+    rm.add_argument("--grace-period", type=int, default=None, metavar="SECONDS")
+    rm.add_argument("--now", action="store_true", help="a grace period of 1 second")
+    rm.add_argument("--cascade", choices=("background", "foreground", "orphan"), default="background")
+    rm.add_argument("--wait", type=_bool, nargs="?", const=True, default=True,
+                    help="wait until the objects are gone (default true; --wait=false to not)")
+    rm.add_argument("--timeout", type=_duration, default=None, help="how long to wait (default: no limit)")
+    rm.add_argument("--dry-run", choices=("none", "client", "server"), default="none", nargs="?",
+                    const="client")
+
+    lg = _verb(verbs, "logs", "print a container's log")
     lg.add_argument("pod")
     lg.add_argument("-c", "--container", default=None)
     lg.add_argument("-f", "--follow", action="store_true")
     lg.add_argument("--tail", type=int, default=None)
     lg.add_argument("-p", "--previous", action="store_true")
-    common(lg)
-    ex = verbs.add_parser("exec", help="run a command in a pod: exec POD -- CMD...")
+
+    ex = _verb(verbs, "exec", "run a command in a pod: exec POD -- CMD...")
     ex.add_argument("pod")
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.add_argument("-c", "--container", default=None)
     ex.add_argument("-i", "--stdin", action="store_true", help="pass this terminal's stdin")
-    common(ex)
     p.set_defaults(func=run)
 
 
+def _schema_for(group: str, kind: str) -> Any:
+    """The apiserver's own patch metadata (the Go struct tags kubectl compiles in) for
+    built-in kinds; None for others, which get a JSON merge patch as kubectl sends them."""
+    from control.apiserver.patchmeta import meta_for
+
+    meta = meta_for(group, kind)
+    return None if meta.name == "unknown" else meta
+
+
 def run(args: argparse.Namespace) -> int:
+    import aiohttp
+
     from netplane.cli.loop import run_async
     from netplane.client.kubeconfig import KubeconfigError, load_kubeconfig
     from netplane.client.rest import ApiError
     from netplane.ctl import commands
-    from netplane.ctl.apply import ApplyError
+    from netplane.ctl.errors import CtlError, api_error_text
     from netplane.ctl.manifests import ManifestError
     from netplane.ctl.podio import PodIOError
+    from netplane.ctl.resources import ResourceError
 
-    try:
-        config = load_kubeconfig(args.kubeconfig, args.context)
-    except KubeconfigError as exc:
-        raise CliError(str(exc)) from exc
     if args.verb == "exec":
         if args.command[:1] == ["--"]:
             args.command = args.command[1:]
         if not args.command:
             raise CliError("exec needs a command: netplane ctl exec POD -- CMD [ARGS...]", 2)
     try:
-        return int(run_async(commands.run(config, args)) or 0)
-    except (ManifestError, ApplyError, PodIOError, commands.UsageError) as exc:
+        config = load_kubeconfig(args.kubeconfig, args.context)
+    except KubeconfigError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        return int(run_async(commands.run(config, args, _schema_for)) or 0)
+    except (ManifestError, CtlError, ResourceError, PodIOError, KubeconfigError) as exc:
         raise CliError(str(exc)) from exc
     except ApiError as exc:
-        raise CliError(f"{exc.reason or exc.code}: {exc.message}") from exc
-    except OSError as exc:
-        raise CliError(f"cannot reach the apiserver at {config.server}: {exc}") from exc
+        raise CliError(api_error_text(exc)) from exc
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        raise CliError(f"cannot reach the apiserver at {config.server}: {exc or type(exc).__name__}; "
+                       "is it running?") from exc
     finally:
         sys.stdout.flush()

@@ -1,88 +1,127 @@
-"""`netplane ctl describe`: an object as a person reads it, kubectl-style headings first."""
+"""`netplane ctl describe`: fetches an object and what its page shows beside it (its
+events; a Service's EndpointSlices, a Deployment's ReplicaSets, a Node's pods and lease),
+then prints kubectl's page for its kind, or the generic page."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
-import yaml
+from netplane.client.rest import ApiClient, ApiError, ResourceRef, resource_path
+from netplane.ctl import describe_cluster, describe_network, describe_workloads, page
+from netplane.ctl.errors import CtlError, api_error_text
+from netplane.ctl.resources import Resolver, group_of, split_args
 
-_SKIP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
-
-
-def _map(values: dict[str, str] | None, indent: int) -> str:
-    if not values:
-        return "<none>"
-    pad = " " * indent
-    return f"\n{pad}".join(f"{k}={v}" for k, v in sorted(values.items()))
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
 
 
-def _block(title: str, value: Any) -> list[str]:
-    text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip()
-    return [f"{title}:", *("  " + line for line in text.splitlines())]
+async def _list(api: ApiClient, path: str, params: dict[str, Any] | None = None) -> list[Obj] | None:
+    """Items of a list the page only adds to: None (the section is left out) if it fails."""
+    try:
+        return list((await api.list(path, params)).get("items") or [])
+    except ApiError as exc:
+        log.info("describe: listing %s failed: %s", path, api_error_text(exc))
+        return None
 
 
-def _service(obj: dict[str, Any], slices: list[dict[str, Any]]) -> list[str]:
-    spec = obj.get("spec") or {}
-    ports = [f"{p.get('name') or '<unset>'}  {p['port']}/{p.get('protocol', 'TCP')}"
-             f"  -> {p.get('targetPort', p['port'])}" + (f"  (NodePort {p['nodePort']})"
-                                                         if p.get("nodePort") else "")
-             for p in spec.get("ports") or []]
-    endpoints = [f"{ep['addresses'][0]}" + ("" if (ep.get("conditions") or {}).get("ready", True)
-                                            else " (not ready)")
-                 for s in slices for ep in s.get("endpoints") or []]
-    return [
-        f"Selector:          {_map(spec.get('selector'), 19)}",
-        f"Type:              {spec.get('type', 'ClusterIP')}",
-        f"IP Families:       {', '.join(spec.get('ipFamilies') or []) or '<none>'}",
-        f"IP:                {spec.get('clusterIP', '<none>')}",
-        f"IPs:               {', '.join(spec.get('clusterIPs') or []) or '<none>'}",
-        *(f"Port:              {p}" for p in ports),
-        f"Endpoints:         {', '.join(endpoints) or '<none>'}",
-        f"Session Affinity:  {spec.get('sessionAffinity', 'None')}",
-    ]
+async def _events(api: ApiClient, ref: ResourceRef, obj: Obj) -> list[Obj] | None:
+    meta = obj["metadata"]
+    ns = meta.get("namespace")
+    selector = [f"involvedObject.kind={ref.kind}", f"involvedObject.name={meta['name']}"]
+    if ns:
+        selector.append(f"involvedObject.namespace={ns}")
+    uids = [meta.get("uid")] + ([meta["name"]] if ref.kind == "Node" else [])
+    events: list[Obj] = []
+    for uid in uids:
+        found = await _list(api, resource_path("v1", "events", ns),
+                            {"fieldSelector": ",".join([*selector, f"involvedObject.uid={uid}"])})
+        if found is None:
+            return None
+        events.extend(found)
+    return events
 
 
-def _pod(obj: dict[str, Any]) -> list[str]:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    lines = [
-        f"Node:              {spec.get('nodeName', '<none>')}",
-        f"Start Time:        {status.get('startTime', '<unset>')}",
-        f"Status:            {status.get('phase', 'Unknown')}",
-        f"IP:                {status.get('podIP', '<none>')}",
-        "Containers:",
-    ]
-    statuses = {c["name"]: c for c in status.get("containerStatuses") or []}
-    for c in spec.get("containers") or []:
-        st = statuses.get(c["name"], {})
-        state = next(iter(st.get("state") or {"waiting": {}}), "waiting")
-        lines += [f"  {c['name']}:",
-                  f"    Image:          {c.get('image', '')}",
-                  f"    Command:        {' '.join(c.get('command') or []) or '<none>'}",
-                  f"    State:          {state.capitalize()}",
-                  f"    Ready:          {st.get('ready', False)}",
-                  f"    Restart Count:  {st.get('restartCount', 0)}"]
-    lines.append("Conditions:")
-    lines += [f"  {c['type']:<16}{c['status']}" for c in status.get("conditions") or []]
-    return lines
+async def _get_or_none(api: ApiClient, path: str) -> Obj | None:
+    try:
+        return await api.get(path)
+    except ApiError as exc:
+        log.info("describe: reading %s failed: %s", path, api_error_text(exc))
+        return None
 
 
-def describe(obj: dict[str, Any], related: list[dict[str, Any]] | None = None) -> str:
-    meta = obj.get("metadata") or {}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _SKIP_ANNOTATIONS}
-    lines = [f"Name:              {meta.get('name')}"]
-    if meta.get("namespace"):
-        lines.append(f"Namespace:         {meta['namespace']}")
-    lines += [f"Labels:            {_map(meta.get('labels'), 19)}",
-              f"Annotations:       {_map(annotations, 19)}"]
-    if meta.get("creationTimestamp"):
-        lines.append(f"Created:           {meta['creationTimestamp']}")
-    kind = obj.get("kind")
-    if kind == "Service":
-        lines += _service(obj, related or [])
-    elif kind == "Pod":
-        lines += _pod(obj)
-    else:
-        for key, value in obj.items():
-            if key not in ("apiVersion", "kind", "metadata") and value not in (None, {}, []):
-                lines += _block(key.capitalize(), value)
-    return "\n".join(lines) + "\n"
+async def render(api: ApiClient, ref: ResourceRef, obj: Obj) -> str:
+    """The describe page of `obj` (a `ref` object), with what it needs fetched."""
+    meta = obj["metadata"]
+    events = await _events(api, ref, obj)
+    ns, name = meta.get("namespace"), meta["name"]
+    kind = (group_of(ref), ref.kind)
+    if kind == ("", "Service"):
+        slices = await _list(api, resource_path("discovery.k8s.io/v1", "endpointslices", ns),
+                             {"labelSelector": f"kubernetes.io/service-name={name}"})
+        return describe_network.service(obj, slices, events)
+    if kind == ("discovery.k8s.io", "EndpointSlice"):
+        return describe_network.endpoint_slice(obj, events)
+    if kind == ("", "Pod"):
+        return describe_workloads.pod(obj, events)
+    if kind == ("apps", "Deployment"):
+        sets = await _list(api, resource_path("apps/v1", "replicasets", ns))
+        return describe_workloads.deployment(obj, sets, events)
+    if kind == ("", "Namespace"):
+        return describe_cluster.namespace(obj)
+    if kind == ("", "Node"):
+        pods = await _list(api, resource_path("v1", "pods"), {"fieldSelector": f"spec.nodeName={name}"})
+        running = None if pods is None else [
+            p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        lease = await _get_or_none(api, resource_path("coordination.k8s.io/v1", "leases",
+                                                      "kube-node-lease", name))
+        return describe_cluster.node(obj, running, lease, events)
+    return page.generic(obj, events)
+
+
+async def _named(api: ApiClient, ref: ResourceRef, scope: str | None, name: str) -> list[Obj]:
+    """The object `name`, or — as kubectl's describe does — those whose name starts with it."""
+    try:
+        return [await api.get(resource_path(ref.group_version, ref.plural, scope, name))]
+    except ApiError as exc:
+        if exc.code != 404:
+            raise CtlError(api_error_text(exc)) from None
+        listed = await _list(api, resource_path(ref.group_version, ref.plural, scope))
+        matches = [o for o in listed or [] if o["metadata"]["name"].startswith(name)]
+        if not matches:
+            raise CtlError(api_error_text(exc)) from None
+        return matches
+
+
+async def describe(api: ApiClient, resolver: Resolver, args: list[str], namespace: str, *,
+                   selector: str | None = None, all_namespaces: bool = False) -> int:
+    pages: list[str] = []
+    any_namespaced = False
+    for kind, names in split_args(args):
+        ref = resolver.resource(kind)
+        any_namespaced |= ref.namespaced
+        scope = None if (all_namespaces or not ref.namespaced) else namespace
+        objects: list[Obj] = []
+        if names:
+            for name in names:
+                objects.extend(await _named(api, ref, scope, name))
+        else:
+            try:
+                listed = await api.list(resource_path(ref.group_version, ref.plural, scope),
+                                        {"labelSelector": selector})
+            except ApiError as exc:
+                raise CtlError(api_error_text(exc)) from None
+            objects = listed.get("items") or []
+        for obj in objects:
+            obj.setdefault("apiVersion", ref.group_version)
+            obj.setdefault("kind", ref.kind)
+            pages.append(await render(api, ref, obj))
+    if not pages:
+        in_ns = not all_namespaces and any_namespaced
+        print(f"No resources found in {namespace} namespace." if in_ns else "No resources found",
+              file=sys.stderr)
+        return 0
+    sys.stdout.write("\n\n".join(pages))
+    sys.stdout.flush()
+    return 0

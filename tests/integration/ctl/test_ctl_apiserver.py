@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -71,10 +72,10 @@ def test_apply_get_describe_delete(server: ApiServerProcess, tmp_path: Path) -> 
     every = ctl(server, "get", "pods", "-A")
     assert every.stdout.split("\n")[0].split()[0] == "NAMESPACE"
     described = ctl(server, "describe", "service", "web", "-n", "shop")
-    assert "Selector:          app=web" in described.stdout and "81/TCP" in described.stdout
+    assert re.search(r"^Selector: +app=web$", described.stdout, re.M) and "81/TCP" in described.stdout
 
     gone = ctl(server, "delete", "pod", "web-0", "-n", "shop")
-    assert gone.stdout.strip() == "pod/web-0 deleted"
+    assert gone.stdout.strip() == 'pod "web-0" deleted'  # kubectl's wording
     missing = ctl(server, "get", "pod", "web-0", "-n", "shop")
     assert missing.returncode == 1 and "NotFound" in missing.stderr
 
