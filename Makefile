@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STATE_DIR ?= $(CURDIR)/state/cluster
 NODES ?= 2
 # Debian packages the tests and benchmarks use; installed only when root.
-DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps
+DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping
 
 .PHONY: up apiserver test deps venv lint unit bench-apiserver bench-scheduler bench-cluster clean
 

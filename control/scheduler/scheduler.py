@@ -26,6 +26,7 @@ from control.scheduler.metrics import ERROR, SCHEDULED, UNSCHEDULABLE, Scheduler
 from control.scheduler.plugins import default_framework
 from control.scheduler.podinfo import PodInfo, decode_pod_info
 from control.scheduler.queue import QueuedPodInfo, SchedulingQueue
+from netplane.cli.loop import until_signalled
 from netplane.client.informer import Informer
 from netplane.client.rest import ApiClient, ApiError, resource_path
 from netplane.model import Node
@@ -326,17 +327,6 @@ class Scheduler:
 
 async def run_scheduler(options: SchedulerOptions) -> None:
     """The process entry point: until SIGINT/SIGTERM."""
-    import signal
-
     async with ApiClient.from_kubeconfig(options.kubeconfig) as client:
         scheduler = Scheduler(client, options)
-        task = asyncio.create_task(scheduler.run(), name="scheduler")
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+        await until_signalled(scheduler.run(), "scheduler")
