@@ -111,22 +111,29 @@ def main() -> None:
         for i, rate in enumerate(rates):
             latencies = asyncio.run(_measure(state / "admin.kubeconfig", args.pods, rate, prefix=f"r{i}"))
             values = list(latencies.values())
+            p99 = _pct(values, 0.99)
             rounds.append({"create_rate_per_s": rate,
                            "pod_start_s": {"p50": round(_pct(values, 0.5), 4),
-                                           "p99": round(_pct(values, 0.99), 4),
+                                           "p99": round(p99, 4),
                                            "max": round(max(values), 4),
-                                           "mean": round(statistics.fmean(values), 4)}})
+                                           "mean": round(statistics.fmean(values), 4)},
+                           "p99_under_target": p99 < TARGET_P99_S})
     finally:
         subprocess.run([*NETPLANE, "down", "--state-dir", str(state)], capture_output=True)
     anchor = _anchor(20)
     first = rounds[0]["pod_start_s"]
     result = {
-        "benchmark": "cluster", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "benchmark": "cluster",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
         "config": {"pods_per_round": args.pods, "nodes": 2},
         "rounds": rounds,
         "anchor_process_spawn_s": {"p50": round(_pct(anchor, 0.5), 5)},
         "pod_start_p50_vs_spawn": round(first["p50"] / max(_pct(anchor, 0.5), 1e-6), 1),
         "target_p99_s": TARGET_P99_S,
+        # The target is Kubernetes' pod-startup SLO, which is measured at a steady rate
+        # (the first round); the burst rounds are reported beside it, not judged by it.
         "meets_target": first["p99"] < TARGET_P99_S,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
