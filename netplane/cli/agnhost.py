@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from netplane.cli.durations import parse_duration
 from netplane.cli.main import CliError
 
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
@@ -28,7 +29,6 @@ def _bool_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
 
 
 def _duration(text: str) -> float:
-    from netplane.cli.controller_manager import parse_duration
     return parse_duration(text)
 
 

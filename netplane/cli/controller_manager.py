@@ -4,32 +4,11 @@ ReplicaSet, Deployment and garbage-collector controllers in one process."""
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
+from netplane.cli.durations import parse_duration
 from netplane.cli.main import CliError
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """A Go-style duration ("40s", "1m30s", "500ms") or plain seconds, in seconds."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 40s, 1m30s, 500ms)")
-    return total
 
 
 def register(sub: Any) -> None:

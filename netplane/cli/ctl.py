@@ -6,25 +6,16 @@ Argument parsing and dispatch only; the verbs live in netplane/ctl.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
+from netplane.cli.durations import parse_duration
 from netplane.cli.main import CliError
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _duration(text: str) -> float | None:
-    """kubectl's durations (`30s`, `1m30s`, a bare number of seconds); 0 means no limit."""
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        seconds = float(text)
-    elif text and re.fullmatch(rf"(?:{_DURATION.pattern})+", text):
-        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
-    else:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 2m or 1h")
-    return seconds or None
+    """kubectl's durations; 0 means no limit."""
+    return parse_duration(text) or None
 
 
 def _bool(text: str) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from control.controllers.base import QueueController, object_key, split_key
 from control.controllers.informers import parse_collection_path
 from control.controllers.manager import KNOWN_CONTROLLERS, QueueMetrics, parse_controllers
-from netplane.cli.controller_manager import parse_duration
+from netplane.cli.durations import parse_duration
 from netplane.model import Pod, decode
 
 
