@@ -119,6 +119,11 @@ class ClusterNetwork:
             for other in self.nodes:
                 if other.name != node.name:
                     routes.replace(n, other.pod_cidr, other.underlay_ip)
+            # Like a host on a real network, a node has a default route. Traffic the node
+            # itself sends to a ClusterIP needs one: the kernel routes a packet before the
+            # nat OUTPUT hook may redirect it to the proxy. Unknown destinations end in the
+            # underlay, which routes nowhere else.
+            routes.replace(n, "default", UNDERLAY_GATEWAY)
         # The apiserver's underlay listener answers pods directly, without NAT.
         routes.replace(underlay, node.pod_cidr, node.underlay_ip)
         sysctl.write(node_ns, "net.ipv4.ip_forward", "1")
