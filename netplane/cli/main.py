@@ -18,6 +18,7 @@ _SUBCOMMANDS = (
     "netplane.cli.scheduler",
     "netplane.cli.controller_manager",
     "netplane.cli.kubelet",
+    "netplane.cli.proxy",
     "netplane.cli.ctl",
     "netplane.cli.agnhost",
 )

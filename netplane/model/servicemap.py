@@ -256,6 +256,19 @@ class StateChange:
     def is_empty(self) -> bool:
         return not self.changed
 
+    def __or__(self, other: StateChange) -> StateChange:
+        """Both changes at once: what a sync must do after applying neither. Valid for
+        changes of disjoint services, as a tracker that diffs service by service makes."""
+        return StateChange(
+            self.services_added | other.services_added,
+            self.services_removed | other.services_removed,
+            self.services_updated | other.services_updated,
+            self.endpoints_changed | other.endpoints_changed,
+            self.deleted_udp_endpoints | other.deleted_udp_endpoints,
+            self.newly_active_udp_services | other.newly_active_udp_services,
+            self.deleted_udp_cluster_ips | other.deleted_udp_cluster_ips,
+        )
+
 
 def diff(old: ProxyState, new: ProxyState) -> StateChange:
     old_s, new_s = old.services, new.services

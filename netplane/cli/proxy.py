@@ -1,0 +1,115 @@
+"""`netplane proxy`: the node proxy (kube-proxy), in one of three modes, and `--cleanup`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from netplane.cli.durations import parse_duration
+from netplane.cli.main import CliError
+
+MODES = ("userspace", "iptables", "ipvs")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "proxy", help="run the node proxy (userspace, iptables or ipvs mode)",
+        description="Watches Services and EndpointSlices and programs this node's data plane "
+        "so that ClusterIPs, NodePorts and external IPs reach the services' endpoints, with "
+        "kube-proxy's semantics and names. Serves /healthz and /livez (kube-proxy's meaning) "
+        "and Prometheus /metrics.")
+    p.add_argument("--mode", choices=MODES, default="userspace", help="the data plane")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig of the apiserver")
+    p.add_argument("--node-name", default=os.uname().nodename,
+                   help="this node's name (decides which endpoints are local)")
+    p.add_argument("--min-sync-period", type=parse_duration, default=1.0,
+                   help="at most one sync per this long; changes in between are coalesced")
+    p.add_argument("--sync-period", type=parse_duration, default=30.0,
+                   help="a full resync at least this often")
+    p.add_argument("--healthz-bind-address", default="0.0.0.0:10256",
+                   help="IP:PORT of /healthz and /livez; port 0 disables")
+    p.add_argument("--metrics-bind-address", default="127.0.0.1:10249",
+                   help="IP:PORT of /metrics; port 0 disables")
+    p.add_argument("--udp-timeout", type=parse_duration, default=0.25,
+                   help="userspace mode: an idle UDP association is closed after this long")
+    p.add_argument("--iptables-variant", choices=("auto", "nft", "legacy"), default="auto",
+                   help="which iptables to program; auto picks the one holding rules, as kube-proxy")
+    p.add_argument("--cleanup", action="store_true",
+                   help="remove everything any proxy mode installed on this node, then exit")
+    p.set_defaults(func=run)
+
+
+def _iptables(args: argparse.Namespace) -> Any:
+    from netplane.kernel.iptables import Iptables
+
+    return None if args.iptables_variant == "auto" else Iptables(args.iptables_variant)
+
+
+def build_backend(mode: str, args: argparse.Namespace) -> Any:
+    if mode == "userspace":
+        from netplane.proxy_userspace.backend import UserspaceBackend
+
+        return UserspaceBackend(args.node_name, udp_idle_timeout=args.udp_timeout,
+                                iptables=_iptables(args))
+    raise CliError(f"--mode {mode} is not built yet; use --mode userspace", 2)
+
+
+def cleanup(args: argparse.Namespace) -> int:
+    done: list[str] = []
+    failed: list[str] = []
+    for mode in MODES:
+        try:
+            backend = build_backend(mode, args)
+        except CliError:
+            continue
+        try:
+            done += backend.cleanup()
+        except Exception as exc:  # one mode's failure must not stop the others' cleanup
+            failed.append(f"{mode}: {exc}")
+    for line in done or ["nothing to remove"]:
+        print(line)
+    if failed:
+        raise CliError("cleanup incomplete: " + "; ".join(failed))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise CliError("the proxy programs the kernel (iptables, sockets on node ports): run it as root", 2)
+    if args.cleanup:
+        return cleanup(args)
+    if args.kubeconfig is None or not args.kubeconfig.is_file():
+        raise CliError("--kubeconfig must name an existing kubeconfig file", 2)
+    if not 0 <= args.min_sync_period <= args.sync_period or args.sync_period <= 0:
+        raise CliError("need 0 <= --min-sync-period <= --sync-period, and --sync-period > 0", 2)
+    from netplane.cli.loop import run_async, until_signalled
+    from netplane.client.kubeconfig import KubeconfigError
+    from netplane.client.rest import ApiClient
+    from netplane.kernel.iptables import IptablesError
+    from netplane.proxy.proxier import Proxier, ProxyError, ProxyOptions, parse_bind_address
+
+    try:
+        hz_host, hz_port = parse_bind_address(args.healthz_bind_address, 10256)
+        m_host, m_port = parse_bind_address(args.metrics_bind_address, 10249)
+    except ProxyError as exc:
+        raise CliError(str(exc), 2) from exc
+    options = ProxyOptions(node_name=args.node_name, min_sync_period=args.min_sync_period,
+                           sync_period=args.sync_period, healthz_bind_address=hz_host,
+                           healthz_port=hz_port, metrics_bind_address=m_host, metrics_port=m_port)
+    backend = build_backend(args.mode, args)
+    try:
+        client = ApiClient.from_kubeconfig(args.kubeconfig)
+    except KubeconfigError as exc:
+        raise CliError(str(exc), 2) from exc
+
+    async def main() -> None:
+        async with client:
+            await until_signalled(Proxier(client, backend, options).run(), "proxy")
+
+    try:
+        run_async(main())
+    except (ProxyError, IptablesError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0

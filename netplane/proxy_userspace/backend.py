@@ -1,0 +1,245 @@
+"""Userspace mode: a listener per service port on the node, reached through REDIRECT
+portals (ClusterIPs, external IPs) and directly (NodePorts), relaying to the endpoints.
+
+Per service port there are up to two listeners, because the two traffic policies pick
+different endpoints: the *cluster* listener (a random port, the target of the ClusterIP
+portals; endpoints per internalTrafficPolicy) and the *external* listener (the NodePort
+itself, or a random port for external IPs alone; endpoints per externalTrafficPolicy).
+An endpoint change only updates the balancers: no kernel work, and established
+connections to endpoints that stay are untouched; those to removed endpoints are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+
+from netplane.kernel import conntrack
+from netplane.kernel.iptables import VARIANTS, Iptables, IptablesError, detect_variant
+from netplane.model import ProxyState, StateChange, categorize_endpoints
+from netplane.model.servicemap import Endpoint, ServicePort, ServicePortName
+from netplane.proxy.backend import SyncStats
+from netplane.proxy_userspace import portals
+from netplane.proxy_userspace.balancer import Balancer
+from netplane.proxy_userspace.relay import PipePool
+from netplane.proxy_userspace.tcp import DIAL_TIMEOUTS, TcpService
+from netplane.proxy_userspace.udp import UdpService
+
+log = logging.getLogger(__name__)
+
+Listener = TcpService | UdpService
+
+
+@dataclass
+class _Port:
+    spn: ServicePortName
+    port: ServicePort
+    cluster: Listener
+    external: Listener | None
+
+    def listeners(self) -> list[Listener]:
+        return [self.cluster] + ([self.external] if self.external is not None else [])
+
+    def close(self) -> None:
+        for listener in self.listeners():
+            listener.close()
+
+
+def _endpoints_for(port: ServicePort, eps: tuple[Endpoint, ...], node: str) -> tuple[
+        tuple[Endpoint, ...], tuple[Endpoint, ...]]:
+    """(endpoints of cluster traffic, endpoints of external traffic) per the policies."""
+    cat = categorize_endpoints(eps, port, node)
+    internal = cat.local if port.internal_policy_local else cat.cluster
+    external = cat.local if port.external_policy_local else cat.cluster
+    return internal, external
+
+
+def _needs_external(port: ServicePort) -> bool:
+    return bool(port.node_port or port.external_ips)
+
+
+class UserspaceBackend:
+    mode = "userspace"
+
+    def __init__(self, node_name: str, *, bind_address: str = "0.0.0.0",
+                 udp_idle_timeout: float = 0.25, iptables: Iptables | None = None,
+                 dial_timeouts: tuple[float, ...] = DIAL_TIMEOUTS) -> None:
+        self.node_name = node_name
+        self.bind_address = bind_address
+        self.udp_idle_timeout = udp_idle_timeout
+        self.dial_timeouts = dial_timeouts
+        self._iptables = iptables
+        self._pool = PipePool()
+        self.ports: dict[ServicePortName, _Port] = {}
+        self._applied_portals: str | None = None
+
+    @property
+    def iptables(self) -> Iptables:
+        if self._iptables is None:
+            self._iptables = Iptables(detect_variant())
+        return self._iptables
+
+    # -- listeners ------------------------------------------------------------------------
+
+    def _listen(self, spn: ServicePortName, port: ServicePort, listen_port: int, kind: str) -> Listener:
+        loop = asyncio.get_running_loop()
+        balancer = Balancer(port.sticky_max_age_seconds if port.session_affinity_client_ip else 0)
+        name = f"{spn} ({kind})"
+        if port.protocol == "UDP":
+            return UdpService(loop, name, self.bind_address, listen_port, balancer, self.udp_idle_timeout)
+        if port.protocol == "TCP":
+            return TcpService(loop, name, self.bind_address, listen_port, balancer, self._pool,
+                              self.dial_timeouts)
+        raise ValueError(f"userspace mode proxies TCP and UDP, not {port.protocol}")
+
+    def _open(self, spn: ServicePortName, port: ServicePort) -> _Port | None:
+        try:
+            cluster = self._listen(spn, port, 0, "cluster")
+        except (OSError, ValueError) as exc:
+            log.error("%s: cannot open its listener: %s", spn, exc)
+            return None
+        external = None
+        if _needs_external(port):
+            try:
+                kind = "node port" if port.node_port else "external"
+                external = self._listen(spn, port, port.node_port, kind)
+            except OSError as exc:
+                # kube-proxy logs a taken node port and serves the rest of the service.
+                log.error("%s: cannot listen on node port %d: %s", spn, port.node_port, exc)
+        return _Port(spn, port, cluster, external)
+
+    def _same_listeners(self, old: ServicePort, new: ServicePort) -> bool:
+        return old.node_port == new.node_port and _needs_external(old) == _needs_external(new)
+
+    def _update_endpoints(self, entry: _Port, eps: tuple[Endpoint, ...]) -> int:
+        internal, external = _endpoints_for(entry.port, eps, self.node_name)
+        affinity = entry.port.sticky_max_age_seconds if entry.port.session_affinity_client_ip else 0
+        closed = 0
+        for listener, wanted in ((entry.cluster, internal), (entry.external, external)):
+            if listener is None:
+                continue
+            balancer = listener.balancer
+            balancer.set_affinity(affinity)
+            gone = {str(ep) for ep in balancer.endpoints} - {str(ep) for ep in wanted}
+            balancer.set_endpoints(wanted)
+            if gone:
+                if isinstance(listener, TcpService):
+                    closed += listener.close_connections_to(gone.__contains__)
+                else:
+                    closed += listener.close_associations_to(gone.__contains__)
+        return closed
+
+    # -- the Backend protocol --------------------------------------------------------------
+
+    async def sync(self, state: ProxyState, changes: StateChange | None) -> SyncStats:
+        names = set(state.services) | set(self.ports) if changes is None else changes.changed
+        new_udp: list[str] = []
+        closed = 0
+        for spn in names:
+            port = state.services.get(spn)
+            entry = self.ports.get(spn)
+            if port is None:
+                if entry is not None:
+                    entry.close()
+                    del self.ports[spn]
+                continue
+            if entry is not None and not self._same_listeners(entry.port, port):
+                entry.close()
+                entry = None
+            if entry is None:
+                entry = self._open(spn, port)
+                if entry is None:
+                    self.ports.pop(spn, None)
+                    continue
+                self.ports[spn] = entry
+                if port.protocol == "UDP":
+                    new_udp += [ip for ip in (*port.cluster_ips, *port.external_ips) if ":" not in ip]
+            elif port.protocol == "UDP" and port.cluster_ips != entry.port.cluster_ips:
+                new_udp += [ip for ip in port.cluster_ips if ":" not in ip]
+            entry.port = port
+            closed += self._update_endpoints(entry, state.endpoints_for(spn))
+        await self._program_portals(full=changes is None)
+        if new_udp:
+            # Flows to a ClusterIP redirected to an earlier listener (of a restarted proxy,
+            # or a re-created service) would keep clients sending to a closed port.
+            await asyncio.to_thread(conntrack.delete_flows,
+                                    [conntrack.FlowFilter("UDP", orig_dst=ip) for ip in new_udp])
+        endpoints = sum(len(state.endpoints_for(s)) for s in self.ports)
+        return SyncStats(services=len(self.ports), endpoints=endpoints,
+                         detail=f"{len(self.ports)} listeners' sets, {endpoints} endpoints, "
+                                f"{closed} connections to removed endpoints closed")
+
+    def portal_list(self) -> list[portals.Portal]:
+        out = []
+        for spn, entry in self.ports.items():
+            p = entry.port
+            for ip in p.cluster_ips:
+                if ":" not in ip:
+                    out.append(portals.Portal(ip, p.port, p.protocol, entry.cluster.port, spn))
+            target = entry.external.port if entry.external is not None else entry.cluster.port
+            for ip in p.external_ips:
+                if ":" not in ip:
+                    out.append(portals.Portal(ip, p.port, p.protocol, target, spn, "external IP"))
+        return out
+
+    async def _program_portals(self, *, full: bool) -> None:
+        text = portals.render(self.portal_list())
+        if not full and text == self._applied_portals:
+            return
+        try:
+            await self.iptables.restore(text)
+            if full:
+                await asyncio.to_thread(self._ensure_jumps)
+        except IptablesError:
+            self._applied_portals = None
+            raise
+        self._applied_portals = text
+
+    def _ensure_jumps(self) -> None:
+        ipt = self.iptables
+        for table, chain, target, comment in portals.JUMPS:
+            spec = ["-m", "comment", "--comment", comment, "-j", target]
+            if ipt.run_blocking("-t", table, "-C", chain, *spec).returncode != 0:
+                done = ipt.run_blocking("-t", table, "-I", chain, "1", *spec)
+                if done.returncode != 0:
+                    raise IptablesError(f"cannot insert the jump to {target} in {table} {chain}: "
+                                        f"{done.stderr.strip()}")
+
+    async def close(self) -> None:
+        """Closes every listener and connection, and removes the portals: without the
+        listeners they would redirect clients to closed ports."""
+        for entry in self.ports.values():
+            entry.close()
+        self.ports.clear()
+        self._pool.close()
+        if self._applied_portals is not None:
+            try:
+                await asyncio.to_thread(self.cleanup)
+            except IptablesError as exc:
+                log.warning("could not remove the portals: %s", exc)
+
+    def cleanup(self) -> list[str]:
+        done = []
+        # Both variants: an earlier process may have used the other one.
+        for variant in VARIANTS:
+            if shutil.which(f"iptables-{variant}-save") is None:
+                continue
+            ipt = Iptables(variant)
+            try:
+                saved = ipt.save_blocking("nat")
+            except (IptablesError, OSError):
+                continue
+            if portals.CONTAINER_CHAIN not in saved and portals.HOST_CHAIN not in saved:
+                continue
+            for table, chain, target, comment in portals.JUMPS:
+                spec = ["-m", "comment", "--comment", comment, "-j", target]
+                while ipt.run_blocking("-t", table, "-D", chain, *spec).returncode == 0:
+                    pass
+                # A jump without our comment (hand-made) must go too, or -X fails.
+                while ipt.run_blocking("-t", table, "-D", chain, "-j", target).returncode == 0:
+                    pass
+            ipt.restore_blocking(portals.render_removal())
+            done.append(f"removed the userspace portals ({variant} iptables)")
+        return done
