@@ -15,7 +15,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from control.apiserver.process import ApiServerProcess
 from control.kubelet.runtime import processes_in_netns
 from netplane.kernel import links
 from netplane.kernel import netns as ns
+from tests.apiserver_relay import Relay
 
 T = TypeVar("T")
 POD_CIDR = "10.244.7.0/24"
@@ -52,55 +52,6 @@ def eventually(check: Callable[[], T | None], what: str, timeout: float = 60.0) 
             return result
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
-
-
-class Relay:
-    """Forwards TCP connections accepted by `listener` (a socket in another network
-    namespace) to `target` in ours."""
-
-    def __init__(self, listener: socket.socket, target: tuple[str, int]) -> None:
-        self.listener = listener
-        self.target = target
-        self._stop = threading.Event()
-        self._conns: list[socket.socket] = []
-        listener.settimeout(0.2)
-        self._thread = threading.Thread(target=self._accept, name="relay", daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                conn.close()
-                continue
-            conn.settimeout(None)
-            upstream.settimeout(None)
-            self._conns += [conn, upstream]
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.listener.close()
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.close()
 
 
 @dataclass
