@@ -26,9 +26,13 @@ from control.apiserver.patch import (
 from control.apiserver.registry import Registry
 from control.apiserver.resources import ResourceInfo, lookup
 from control.apiserver.selection import ObjectFilter
+from control.apiserver.strategies import validate_delete_options
 
 _JSON = "application/json"
 _TRUE = ("1", "true", "True")
+# Go's strconv.ParseBool, which Kubernetes' parameter codec uses for boolean options.
+_PARSE_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_PARSE_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 @dataclass
@@ -336,8 +340,11 @@ async def _delete_options(request: web.Request) -> dict[str, Any]:
             raise errors.bad_request("gracePeriodSeconds must be an integer") from None
     if "propagationPolicy" in q:
         options["propagationPolicy"] = q["propagationPolicy"]
-    policy = options.get("propagationPolicy")
-    if policy not in (None, "Orphan", "Background", "Foreground"):
-        raise errors.bad_request(f"unsupported propagationPolicy {policy!r}: want Orphan, "
-                                 "Background or Foreground")
+    if "orphanDependents" in q:
+        value = q["orphanDependents"]
+        if value not in _PARSE_TRUE + _PARSE_FALSE:
+            raise errors.bad_request(f"orphanDependents must be true or false, not {value!r}")
+        options["orphanDependents"] = value in _PARSE_TRUE
+    # Checked before the object is read, as Kubernetes' DELETE handler does.
+    validate_delete_options(options)
     return options

@@ -24,7 +24,12 @@ from control.apiserver.errors import ApiError
 from control.apiserver.resources import NAMESPACE, POD, ResourceInfo
 from control.apiserver.selection import ObjectFilter
 from control.apiserver.services import ServiceAllocations
-from control.apiserver.strategies import now_rfc3339, prepare_for_create, prepare_for_update
+from control.apiserver.strategies import (
+    deletion_finalizers,
+    now_rfc3339,
+    prepare_for_create,
+    prepare_for_update,
+)
 from control.store import (
     CompactedError,
     ConflictError,
@@ -254,7 +259,12 @@ class Registry:
             meta = merged["metadata"]
             if _finalized(res, merged):
                 # The last finalizer is gone from an object being deleted: delete it now.
-                return await self._delete_now(res, ns, name, kv.mod_revision, merged, dry_run)
+                try:
+                    return await self._delete_now(res, ns, name, kv.mod_revision, merged, dry_run)
+                except ApiError as exc:
+                    if exc.reason != "Conflict":
+                        raise
+                    continue  # written meanwhile: mutate the new version (as below)
             body = encode(merged)
             if body == kv.value:
                 return old  # No-op: Kubernetes does not write, resourceVersion stays.
@@ -265,10 +275,10 @@ class Registry:
             try:
                 revision = await self.store.update(key, body, kv.mod_revision)
             except ConflictError:
+                # Written meanwhile: mutate the new version. A resourceVersion the caller
+                # gave (a precondition, or one a patch sets) fails the check above then;
+                # any other patch applies again, as Kubernetes' GuaranteedUpdate does.
                 await release(True)
-                if want_rv:
-                    raise errors.conflict(res.plural, res.group, name,
-                                          errors.STALE_OBJECT) from None
                 continue
             except KeyNotFoundError as exc:
                 await release(True)
@@ -313,10 +323,23 @@ class Registry:
             old = mark(decode_kv(kv))
             grace = _grace_period(res, old, options)
             meta = old["metadata"]
-            if res is NAMESPACE or meta.get("finalizers") or grace > 0:
-                return await self._mark_deleting(res, ns, name, kv.mod_revision, old, grace,
-                                                 dry_run)
+            finalizers_changed = False
+            # While a grace period runs, a new delete can only shorten it; it does not
+            # switch the propagation (Kubernetes' pendingGraceful). Otherwise the request's
+            # policy replaces the garbage collector's finalizers, on a second delete too.
+            if not _grace_pending(meta, grace):
+                current = meta.get("finalizers") or []
+                wanted = deletion_finalizers(res, current, options)
+                if wanted != current:
+                    finalizers_changed = True
+                    if wanted:
+                        meta["finalizers"] = wanted
+                    else:
+                        meta.pop("finalizers", None)
             try:
+                if res is NAMESPACE or meta.get("finalizers") or grace > 0:
+                    return await self._mark_deleting(res, ns, name, kv.mod_revision, old, grace,
+                                                     dry_run, force_write=finalizers_changed)
                 return await self._delete_now(res, ns, name, kv.mod_revision, old, dry_run)
             except ApiError as exc:
                 if exc.reason != "Conflict":
@@ -325,13 +348,14 @@ class Registry:
 
     async def _mark_deleting(
         self, res: ResourceInfo, ns: str | None, name: str, revision: int,
-        obj: dict[str, Any], grace: int, dry_run: bool,
+        obj: dict[str, Any], grace: int, dry_run: bool, *, force_write: bool = False,
     ) -> dict[str, Any]:
         meta = obj["metadata"]
         deadline = datetime.now(UTC) + timedelta(seconds=grace)
         stamp = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
         current = meta.get("deletionGracePeriodSeconds")
-        if meta.get("deletionTimestamp") and current is not None and current <= grace:
+        if (meta.get("deletionTimestamp") and current is not None and current <= grace
+                and not force_write):
             return obj  # Already deleting, at least as soon: nothing to do.
         if not meta.get("deletionTimestamp") or grace < (current or 0):
             meta["deletionTimestamp"] = stamp
@@ -488,6 +512,12 @@ def _finalized(res: ResourceInfo, obj: dict[str, Any]) -> bool:
     if res is NAMESPACE:
         return not (obj.get("spec") or {}).get("finalizers")
     return res is not POD or meta.get("deletionGracePeriodSeconds") == 0
+
+
+def _grace_pending(meta: dict[str, Any], grace: int) -> bool:
+    """A graceful deletion is under way and this request does not shorten it."""
+    current = meta.get("deletionGracePeriodSeconds")
+    return bool(meta.get("deletionTimestamp")) and bool(current) and current <= grace
 
 
 def _grace_period(res: ResourceInfo, obj: dict[str, Any], options: dict[str, Any]) -> int:
