@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -110,8 +112,10 @@ async def exec_command(probe: Probe, target: ProbeTarget) -> bool:
             return await proc.wait() == 0
     finally:
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            # The whole group (start_new_session made it the probe's own): a timed-out
+            # `sh -c` must not leave its children running after the attempt has failed.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,20 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "false").lower() in ("true", "1")
 
 
+def unsupported_log_options(query: Mapping[str, str]) -> str | None:
+    """Why this kubelet refuses a log request's options, or None. A container's stdout and
+    stderr go straight into its log file (so that it keeps running across kubelet restarts),
+    and nothing records when a line was written: `timestamps`, `sinceSeconds` and `sinceTime`
+    would need that, and are refused rather than silently ignored."""
+    asked = [name for name in ("sinceSeconds", "sinceTime") if query.get(name, "") != ""]
+    if query.get("timestamps", "false").lower() in ("true", "1"):
+        asked.insert(0, "timestamps")
+    if not asked:
+        return None
+    return (f"{', '.join(asked)} not supported: this kubelet's container logs do not record when "
+            f"each line was written; use tailLines or limitBytes")
+
+
 class KubeletServers:
     def __init__(self, kubelet: Kubelet) -> None:
         self.kubelet = kubelet
@@ -150,6 +165,9 @@ class KubeletServers:
     async def logs(self, request: web.Request) -> web.StreamResponse:
         """The container's log; `previous` the one before its last restart; `tailLines`,
         `limitBytes`; `follow` streams until the container stops or the client goes."""
+        refused = unsupported_log_options(request.query)
+        if refused is not None:
+            raise web.HTTPBadRequest(text=refused)
         container = self._find(request)
         worker = container.worker
         restart = container.record.restart_count

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from netplane.cli.main import CliError
+
+if TYPE_CHECKING:
+    from control.kubelet.nodeip import HostAddress, HostRoute
 
 
 def _cidr(text: str) -> str:
@@ -35,6 +40,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+def default_node_ip(server: str, pod_cidr: str,
+                    read: Callable[[], tuple[list[HostAddress], list[HostRoute]]] | None = None) -> str:
+    """--node-ip's default for a kubelet whose apiserver is `server` (a URL), from what
+    `read` (default: read_host_network) finds; CliError when there is no address to offer."""
+    from control.kubelet.nodeip import choose_node_ip, read_host_network
+
+    try:
+        addresses, found = (read or read_host_network)()
+    except OSError as exc:
+        raise CliError(f"--node-ip not given and this namespace's addresses cannot be read "
+                       f"({exc.strerror or exc}); pass --node-ip") from exc
+    chosen = choose_node_ip(addresses, found, apiserver_host=urlsplit(server).hostname or "",
+                            pod_cidr=pod_cidr)
+    if chosen is None:
+        raise CliError("--node-ip not given and this network namespace has no global IPv4 address "
+                       "to default to; add one to an interface or pass --node-ip")
+    return chosen
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("kubelet", help="run this node's pods as processes in network namespaces",
                        description="Registers the Node, renews its Lease and runs the pods bound "
@@ -45,7 +69,9 @@ def register(sub: Any) -> None:
     p.add_argument("--pod-cidr", type=_cidr, required=True, help="this node's pod addresses")
     p.add_argument("--root-dir", type=Path, default=Path("/var/lib/netplane/kubelet"),
                    help="pod directories, logs, IPAM state and the kubelet socket")
-    p.add_argument("--node-ip", type=_ip, required=True, help="the address other nodes reach this one on")
+    p.add_argument("--node-ip", type=_ip, default=None,
+                   help="the address other nodes reach this one on (default: this namespace's first "
+                   "global IPv4 address, preferring the interface of the route to the apiserver)")
     p.add_argument("--cluster-id", default="local", help="prefix of the pods' network namespace names")
     p.add_argument("--cluster-dns", action="append", default=[],
                    help="the cluster DNS service IP (repeat, or comma-separate, for more)")
@@ -80,19 +106,20 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"cannot read --resolv-conf {args.resolv_conf}: {exc.strerror or exc}") from exc
     if not 0 <= args.healthz_port < 65536:
         raise CliError(f"--healthz-port must be 0-65535, not {args.healthz_port}", 2)
+    try:
+        client = ApiClient.from_kubeconfig(args.kubeconfig)
+    except KubeconfigError as exc:
+        raise CliError(str(exc), 2) from exc
+    node_ip = args.node_ip or default_node_ip(client.config.server, args.pod_cidr)
     cfg = KubeletConfig(
         node_name=args.node_name, pod_cidr=args.pod_cidr, root_dir=args.root_dir.resolve(),
-        node_ip=args.node_ip, cluster_id=args.cluster_id, cluster_dns=tuple(dns),
+        node_ip=node_ip, cluster_id=args.cluster_id, cluster_dns=tuple(dns),
         cluster_domain=args.cluster_domain.strip("."), host_resolv=host,
         lease_renew_interval=args.lease_renew_interval,
         status_update_frequency=args.node_status_update_frequency,
         healthz_bind_address=args.healthz_bind_address, healthz_port=args.healthz_port,
         max_pods=args.max_pods, backoff_initial=args.crashloop_backoff_initial,
         backoff_cap=max(args.crashloop_backoff_max, args.crashloop_backoff_initial))
-    try:
-        client = ApiClient.from_kubeconfig(args.kubeconfig)
-    except KubeconfigError as exc:
-        raise CliError(str(exc), 2) from exc
     try:
         run_async(serve(cfg, client))
     except KubeletError as exc:
