@@ -153,6 +153,10 @@ def bring_up(opts: UpOptions) -> ClusterRecord:
     try:
         _start_all(layout, record, opts)
     except BaseException:
+        # _start_all writes the record in batches, and a signal (run_foreground) can stop it
+        # between a start and the next write: whatever it started must be on record to be stopped.
+        with contextlib.suppress(OSError):
+            layout.write_record(record)
         tear_down(layout, keep_logs=True)  # the logs say why; the next up or down clears them
         raise
     return record
@@ -247,17 +251,55 @@ def tear_down(layout: Layout, *, keep_logs: bool = False) -> list[str]:
     return done
 
 
-def run_foreground(opts: UpOptions, *, supervisor: bool = False) -> int:
-    """Brings the cluster up and keeps it until SIGINT/SIGTERM; then tears it down."""
-    stop = {"signal": 0}
+class BringUpInterrupted(BaseException):
+    """SIGINT or SIGTERM arrived while the cluster was coming up. A BaseException, as
+    KeyboardInterrupt is, so that no `except Exception` on its way swallows it."""
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run_foreground(opts: UpOptions, *, supervisor: bool = False) -> int:
+    """Brings the cluster up and keeps it until SIGINT/SIGTERM; then tears it down. A
+    signal while it is still coming up stops the bring-up where it is and removes what
+    was made; the exit code is then 128 + the signal (130 for Ctrl-C)."""
+    stop = {"signal": 0}
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in stop_signals}
+
+    def handle(handler: Any) -> None:
+        for sig in stop_signals:
+            signal.signal(sig, handler)
+
+    def note(signum: int, _frame: object) -> None:
         stop["signal"] = signum
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    def interrupt(signum: int, frame: object) -> None:
+        # Raised in the main thread wherever it is: almost always a poll's sleep or an HTTP
+        # call in _wait, which is where bring-up spends its minutes. Only the first signal
+        # interrupts; later ones are noted, so that they cannot cut the teardown short.
+        note(signum, frame)
+        handle(note)
+        raise BringUpInterrupted(signum)
+
     layout = Layout(opts.state_dir.resolve())
-    record = bring_up(opts)
+    handle(interrupt)
+    try:
+        record = bring_up(opts)
+        handle(note)
+    except BringUpInterrupted as exc:
+        # bring_up has removed what it made but for the logs, unless the signal came before
+        # its own cleanup could start: this removes the rest, logs included (nothing failed).
+        for line in tear_down(layout):
+            log.info("%s", line)
+        print(f"netplane up: {exc} while the cluster was coming up; removed everything it had made",
+              file=sys.stderr, flush=True)
+        return 128 + exc.signum
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
     if not supervisor:
         print(next_steps(layout, record), flush=True)
     try:
@@ -293,6 +335,14 @@ def detach(opts: UpOptions, argv: list[str]) -> ClusterRecord:
     raise ClusterError("timed out waiting for the cluster; see " + str(log_path))
 
 
+def _example(name: str) -> str:
+    """Where the checkout's example manifest `name` is, as the user can type it here."""
+    path = Path(__file__).resolve().parents[2] / "examples" / name
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
 def next_steps(layout: Layout, record: ClusterRecord) -> str:
     kc = layout.admin_kubeconfig
     nodes = ", ".join(f"{n.name} ({n.pod_cidr})" for n in record.nodes)
@@ -300,7 +350,7 @@ def next_steps(layout: Layout, record: ClusterRecord) -> str:
         f"cluster {record.cluster_id} is up: {nodes}",
         f"  export KUBECONFIG={kc}",
         "  kubectl get nodes -o wide            # or: netplane ctl get nodes",
-        "  kubectl apply -f examples/web.yaml",
+        f"  kubectl apply -f {_example('web.yaml')}   # web servers (netplane agnhost) behind a Service",
         "  netplane ctl get pods -o wide",
         f"  netplane down --state-dir {layout.state_dir}",
     ))

@@ -4,15 +4,21 @@ Kubernetes writes them, probes, restarts, logs, exec and graceful deletion."""
 from __future__ import annotations
 
 import ipaddress
+import json
+import queue
 import subprocess
 import sys
-from typing import Any
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
 
+import pytest
 from kubernetes import client as k8s
 
 from control.cluster.layout import Layout
 from control.kubelet.network import uid8
-from tests.e2e.conftest import ctl, eventually
+from tests.e2e.conftest import NETPLANE, ctl, eventually
 
 AGNHOST = [sys.executable, "-m", "netplane.cli.main", "agnhost"]
 
@@ -96,3 +102,87 @@ def test_deleting_a_pod_stops_it_and_removes_its_namespace(cluster: Layout, api:
 
     eventually(gone, "the kubelet to finalise the deletion")
     assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def _line_reader(stream: IO[str]) -> queue.Queue[str | None]:
+    """The stream's lines as they arrive (None at its end), read on a thread of its own so
+    that waiting for one never blocks past a deadline."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, name="log-reader", daemon=True).start()
+    return lines
+
+
+def _read_until(lines: queue.Queue[str | None], marker: str, timeout: float = 90.0) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise AssertionError(f"no {marker!r} in the stream yet; it said {seen}") from None
+        if line is None:
+            raise AssertionError(f"the stream ended before {marker!r}; it said {seen}")
+        seen.append(line)
+        if marker in line:
+            return seen
+
+
+def test_logs_pick_a_container_with_c_and_follow_streams_lines_as_they_are_written(
+        cluster: Layout, api: k8s.ApiClient, tmp_path: Path) -> None:
+    core = k8s.CoreV1Api(api)
+    flag = tmp_path / "go"  # pods run on the node's own filesystem: they see this file appear
+    first = (f"echo first-started; while [ ! -e {flag} ]; do sleep 0.1; done; echo first-marker; "
+             "exec sleep 3600")
+    pod = _pod("talkers", ["sh", "-c", first])
+    pod["spec"]["containers"][0]["name"] = "first"
+    pod["spec"]["containers"].append({"name": "second", "image": "agnhost",
+                                      "command": ["sh", "-c", "echo second-says-hello; exec sleep 3600"]})
+    core.create_namespaced_pod("default", pod)
+    follow: subprocess.Popen[str] | None = None
+    try:
+        eventually(lambda: _ready(core, "talkers"), "the two-container pod to run")
+        second = ctl(cluster, "logs", "talkers", "-c", "second")
+        assert (second.returncode, second.stdout) == (0, "second-says-hello\n"), second.stderr
+        unnamed = ctl(cluster, "logs", "talkers")
+        assert unnamed.returncode == 1 and "a container name must be specified" in unnamed.stderr
+
+        follow = subprocess.Popen(
+            [*NETPLANE, "ctl", "--kubeconfig", str(cluster.admin_kubeconfig), "logs", "-f", "talkers",
+             "-c", "first"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert follow.stdout is not None
+        lines = _line_reader(follow.stdout)
+        assert _read_until(lines, "first-started") == ["first-started\n"]
+        flag.touch()  # only now does the container write its marker
+        assert _read_until(lines, "first-marker") == ["first-marker\n"]
+        assert follow.poll() is None, "logs -f returned instead of following"
+    finally:
+        if follow is not None:
+            follow.terminate()
+            try:
+                follow.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                follow.kill()
+                follow.wait()
+        core.delete_namespaced_pod("talkers", "default")
+
+
+def test_log_options_the_kubelet_cannot_honour_are_refused_not_ignored(cluster: Layout,
+                                                                        api: k8s.ApiClient) -> None:
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_pod("default", _pod("stamped", ["sh", "-c", "echo hi; exec sleep 3600"]))
+    try:
+        eventually(lambda: _ready(core, "stamped"), "the pod to run")
+        assert core.read_namespaced_pod_log("stamped", "default", container="c") == "hi\n"
+        for option in ({"timestamps": True}, {"since_seconds": 60}):
+            with pytest.raises(k8s.ApiException) as info:
+                core.read_namespaced_pod_log("stamped", "default", container="c", **option)
+            assert info.value.status == 400
+            assert "not supported" in json.loads(info.value.body)["message"]
+    finally:
+        core.delete_namespaced_pod("stamped", "default")
