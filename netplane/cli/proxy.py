@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,14 @@ def cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_fd_limit() -> None:
+    """Every relayed connection holds two sockets and two pipe ends: take the hard limit,
+    as Go programs such as kube-proxy do implicitly."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise CliError("the proxy programs the kernel (iptables, sockets on node ports): run it as root", 2)
@@ -98,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     options = ProxyOptions(node_name=args.node_name, min_sync_period=args.min_sync_period,
                            sync_period=args.sync_period, healthz_bind_address=hz_host,
                            healthz_port=hz_port, metrics_bind_address=m_host, metrics_port=m_port)
+    _raise_fd_limit()
     backend = build_backend(args.mode, args)
     try:
         client = ApiClient.from_kubeconfig(args.kubeconfig)

@@ -1,10 +1,11 @@
-"""Userspace mode: a listener per service port on the node, reached through REDIRECT
-portals (ClusterIPs, external IPs) and directly (NodePorts), relaying to the endpoints.
+"""Userspace mode: a listener per service port on the node, relaying to the endpoints.
 
 Per service port there are up to two listeners, because the two traffic policies pick
-different endpoints: the *cluster* listener (a random port, the target of the ClusterIP
-portals; endpoints per internalTrafficPolicy) and the *external* listener (the NodePort
-itself, or a random port for external IPs alone; endpoints per externalTrafficPolicy).
+different endpoints:
+- the *cluster* listener, bound to ClusterIP:port, the ClusterIP being a local address of
+  the node (vips.py); endpoints per internalTrafficPolicy;
+- the *external* listener: the NodePort itself, or a random port that the external IPs'
+  REDIRECT portals (portals.py) lead to; endpoints per externalTrafficPolicy.
 An endpoint change only updates the balancers: no kernel work, and established
 connections to endpoints that stay are untouched; those to removed endpoints are closed.
 """
@@ -21,8 +22,9 @@ from netplane.kernel.iptables import VARIANTS, Iptables, IptablesError, detect_v
 from netplane.model import ProxyState, StateChange, categorize_endpoints
 from netplane.model.servicemap import Endpoint, ServicePort, ServicePortName
 from netplane.proxy.backend import SyncStats
-from netplane.proxy_userspace import portals
+from netplane.proxy_userspace import portals, vips
 from netplane.proxy_userspace.balancer import Balancer
+from netplane.proxy_userspace.poller import Poller
 from netplane.proxy_userspace.relay import PipePool
 from netplane.proxy_userspace.tcp import DIAL_TIMEOUTS, TcpService
 from netplane.proxy_userspace.udp import UdpService
@@ -60,6 +62,11 @@ def _needs_external(port: ServicePort) -> bool:
     return bool(port.node_port or port.external_ips)
 
 
+def _vip(port: ServicePort) -> str | None:
+    """The ClusterIP the cluster listener binds: the first IPv4 one."""
+    return next((ip for ip in port.cluster_ips if ":" not in ip), None)
+
+
 class UserspaceBackend:
     mode = "userspace"
 
@@ -72,8 +79,10 @@ class UserspaceBackend:
         self.dial_timeouts = dial_timeouts
         self._iptables = iptables
         self._pool = PipePool()
+        self._poller: Poller | None = None
         self.ports: dict[ServicePortName, _Port] = {}
         self._applied_portals: str | None = None
+        self._applied_vips: set[str] | None = None
 
     @property
     def iptables(self) -> Iptables:
@@ -83,20 +92,27 @@ class UserspaceBackend:
 
     # -- listeners ------------------------------------------------------------------------
 
-    def _listen(self, spn: ServicePortName, port: ServicePort, listen_port: int, kind: str) -> Listener:
+    def _listen(self, spn: ServicePortName, port: ServicePort, host: str, listen_port: int,
+                kind: str) -> Listener:
         loop = asyncio.get_running_loop()
         balancer = Balancer(port.sticky_max_age_seconds if port.session_affinity_client_ip else 0)
         name = f"{spn} ({kind})"
         if port.protocol == "UDP":
-            return UdpService(loop, name, self.bind_address, listen_port, balancer, self.udp_idle_timeout)
+            return UdpService(loop, name, host, listen_port, balancer, self.udp_idle_timeout)
         if port.protocol == "TCP":
-            return TcpService(loop, name, self.bind_address, listen_port, balancer, self._pool,
+            if self._poller is None:
+                self._poller = Poller(loop)
+            return TcpService(self._poller, name, host, listen_port, balancer, self._pool,
                               self.dial_timeouts)
         raise ValueError(f"userspace mode proxies TCP and UDP, not {port.protocol}")
 
     def _open(self, spn: ServicePortName, port: ServicePort) -> _Port | None:
+        vip = _vip(port)
+        if vip is None:
+            log.error("%s: userspace mode serves IPv4 ClusterIPs only, not %s", spn, port.cluster_ips)
+            return None
         try:
-            cluster = self._listen(spn, port, 0, "cluster")
+            cluster = self._listen(spn, port, vip, port.port, "cluster IP")
         except (OSError, ValueError) as exc:
             log.error("%s: cannot open its listener: %s", spn, exc)
             return None
@@ -104,14 +120,15 @@ class UserspaceBackend:
         if _needs_external(port):
             try:
                 kind = "node port" if port.node_port else "external"
-                external = self._listen(spn, port, port.node_port, kind)
+                external = self._listen(spn, port, self.bind_address, port.node_port, kind)
             except OSError as exc:
                 # kube-proxy logs a taken node port and serves the rest of the service.
                 log.error("%s: cannot listen on node port %d: %s", spn, port.node_port, exc)
         return _Port(spn, port, cluster, external)
 
     def _same_listeners(self, old: ServicePort, new: ServicePort) -> bool:
-        return old.node_port == new.node_port and _needs_external(old) == _needs_external(new)
+        return (old.node_port == new.node_port and old.port == new.port and _vip(old) == _vip(new)
+                and _needs_external(old) == _needs_external(new))
 
     def _update_endpoints(self, entry: _Port, eps: tuple[Endpoint, ...]) -> int:
         internal, external = _endpoints_for(entry.port, eps, self.node_name)
@@ -155,15 +172,14 @@ class UserspaceBackend:
                     continue
                 self.ports[spn] = entry
                 if port.protocol == "UDP":
-                    new_udp += [ip for ip in (*port.cluster_ips, *port.external_ips) if ":" not in ip]
-            elif port.protocol == "UDP" and port.cluster_ips != entry.port.cluster_ips:
-                new_udp += [ip for ip in port.cluster_ips if ":" not in ip]
+                    new_udp += [ip for ip in port.external_ips if ":" not in ip]
             entry.port = port
             closed += self._update_endpoints(entry, state.endpoints_for(spn))
+        await self._program_vips(full=changes is None)
         await self._program_portals(full=changes is None)
         if new_udp:
-            # Flows to a ClusterIP redirected to an earlier listener (of a restarted proxy,
-            # or a re-created service) would keep clients sending to a closed port.
+            # Flows to an external IP redirected to an earlier listener (of a restarted
+            # proxy, or a re-created service) would keep clients sending to a closed port.
             await asyncio.to_thread(conntrack.delete_flows,
                                     [conntrack.FlowFilter("UDP", orig_dst=ip) for ip in new_udp])
         endpoints = sum(len(state.endpoints_for(s)) for s in self.ports)
@@ -175,14 +191,20 @@ class UserspaceBackend:
         out = []
         for spn, entry in self.ports.items():
             p = entry.port
-            for ip in p.cluster_ips:
-                if ":" not in ip:
-                    out.append(portals.Portal(ip, p.port, p.protocol, entry.cluster.port, spn))
             target = entry.external.port if entry.external is not None else entry.cluster.port
             for ip in p.external_ips:
                 if ":" not in ip:
                     out.append(portals.Portal(ip, p.port, p.protocol, target, spn, "external IP"))
         return out
+
+    async def _program_vips(self, *, full: bool) -> None:
+        wanted = {vip for entry in self.ports.values() if (vip := _vip(entry.port)) is not None}
+        if full or wanted != self._applied_vips:
+            self._applied_vips = None
+            added, removed = await asyncio.to_thread(vips.sync, wanted)
+            self._applied_vips = wanted
+            if added or removed:
+                log.debug("ClusterIPs on %s: %d added, %d removed", vips.INTERFACE, added, removed)
 
     async def _program_portals(self, *, full: bool) -> None:
         text = portals.render(self.portal_list())
@@ -208,20 +230,26 @@ class UserspaceBackend:
                                         f"{done.stderr.strip()}")
 
     async def close(self) -> None:
-        """Closes every listener and connection, and removes the portals: without the
-        listeners they would redirect clients to closed ports."""
+        """Closes every listener and connection, and removes the ClusterIP addresses and the
+        portals: without the listeners they would lead clients to closed ports."""
         for entry in self.ports.values():
             entry.close()
         self.ports.clear()
         self._pool.close()
-        if self._applied_portals is not None:
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
+        if self._applied_portals is not None or self._applied_vips:
             try:
                 await asyncio.to_thread(self.cleanup)
-            except IptablesError as exc:
-                log.warning("could not remove the portals: %s", exc)
+            except (IptablesError, OSError) as exc:
+                log.warning("could not remove what userspace mode installed: %s", exc)
 
     def cleanup(self) -> list[str]:
         done = []
+        _added, removed = vips.sync(set())
+        if removed:
+            done.append(f"removed {removed} ClusterIP addresses of userspace mode from {vips.INTERFACE}")
         # Both variants: an earlier process may have used the other one.
         for variant in VARIANTS:
             if shutil.which(f"iptables-{variant}-save") is None:

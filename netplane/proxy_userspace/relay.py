@@ -1,28 +1,39 @@
-"""Moves bytes between two connected TCP sockets with splice(2), so that the payload never
-enters Python: each direction splices socket → pipe → socket in the kernel, and Python
-only reacts to readiness (uvloop's level-triggered watchers).
+"""Moves bytes between two connected TCP sockets with as little Python per byte as the
+kernel allows. Python only reacts to readiness (one epoll set, netplane/proxy_userspace/
+poller.py); per direction, the bytes take one of two paths:
+- small messages (requests, responses) are copied through one buffer shared by every
+  relay of the loop: one recv_into and one send, the fewest syscalls for a few KB;
+- once a read fills that buffer, the direction is a bulk stream and switches for good to
+  splice(2), socket -> pipe -> socket, so the payload never enters Python at all.
 
-Hand-written rather than asyncio transports: a transport copies every chunk into a
-Python `bytes` and back (bench/proxy_userspace.py measures the difference). Per direction:
-- read when the pipe is empty; after a read, flush at once;
-- if the destination is full, stop reading the source and wait for the destination to be
-  writable (backpressure both ways, bounded by one pipe per direction);
-- end of stream half-closes the destination (shutdown SHUT_WR) once the pipe is drained,
-  so protocols that half-close keep working; the relay ends when both directions ended;
-- a reset or error on either side closes both.
+Hand-written on raw sockets rather than asyncio transports: a transport turns every
+chunk into a new `bytes` object and cannot splice, and asyncio's per-fd watchers cost
+several epoll_ctl calls per connection (bench/proxy_userspace.py measures all of this
+against HAProxy). Both paths keep:
+- backpressure: a full destination parks the source until the destination drains, so
+  at most one buffer's worth per direction waits in the proxy;
+- half-close: the end of one direction shuts the other side's write half (SHUT_WR) once
+  drained; the relay ends when both directions ended;
+- resets: an error on either side closes both with a reset (SO_LINGER 0).
+
+Sockets stay blocking at the OS level while they copy (every call passes MSG_DONTWAIT,
+which saves an ioctl per connection); a direction that turns bulk makes its two sockets
+non-blocking, as splice needs.
 """
 
 from __future__ import annotations
 
-import asyncio
+import _socket
 import contextlib
 import errno
 import fcntl
 import logging
 import os
-import socket
+import select
 import struct
 from collections.abc import Callable
+
+from netplane.proxy_userspace.poller import IN, OUT, Poller
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +42,24 @@ F_SETPIPE_SZ = 1031
 # Large enough that a bulk transfer costs few syscalls per MB, small enough that many idle
 # connections do not pin much kernel memory (a pipe's pages are allocated as data arrives).
 PIPE_SIZE = 256 * 1024
+# A read that fills the copy buffer marks a bulk stream.
+COPY_SIZE = 64 * 1024
+_DONTWAIT = _socket.MSG_DONTWAIT
+_NOSIGNAL_DONTWAIT = _socket.MSG_DONTWAIT | _socket.MSG_NOSIGNAL
 _FATAL = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends a reset, not a FIN
+_TROUBLE = select.EPOLLERR | select.EPOLLHUP
 
 
 class PipePool:
-    """Pipes are reused across connections: creating one costs two syscalls plus one to
-    size it, which matters when every request is a new connection."""
+    """Pipes are reused across connections (creating one costs three syscalls), and the
+    copy buffer is shared: one loop runs one callback at a time."""
 
     def __init__(self, keep: int = 256) -> None:
         self._free: list[tuple[int, int]] = []
         self._keep = keep
         self.created = 0
+        self.view = memoryview(bytearray(COPY_SIZE))
 
     def get(self) -> tuple[int, int]:
         if self._free:
@@ -69,21 +86,46 @@ class PipePool:
 
 
 class _Direction:
-    __slots__ = ("buffered", "done", "dst", "eof", "pipe", "relay", "src", "total")
+    __slots__ = ("buffered", "dfd", "done", "dst", "eof", "other", "parked", "pending", "pipe", "recv_into",
+                 "relay", "send", "sfd", "src", "total", "view")
 
-    def __init__(self, relay: Relay, src: socket.socket, dst: socket.socket, pipe: tuple[int, int]) -> None:
+    def __init__(self, relay: Relay, src: _socket.socket, dst: _socket.socket) -> None:
         self.relay = relay
-        self.src = src
-        self.dst = dst
-        self.pipe = pipe
-        self.buffered = 0
+        self.src, self.dst = src, dst
+        self.sfd, self.dfd = src.fileno(), dst.fileno()
+        # Bound once: the copy path runs per message, and each lookup costs.
+        self.recv_into, self.send = src.recv_into, dst.send
+        self.view = relay.pool.view
+        self.pipe: tuple[int, int] | None = None  # set once the direction turns bulk
+        self.buffered = 0  # bytes in the pipe
+        self.pending: bytes | None = None  # copied bytes the destination did not take yet
+        self.parked = False  # the destination is full: the source is not read
         self.eof = False
         self.done = False
         self.total = 0
 
+    @property
+    def reading(self) -> bool:
+        return not (self.eof or self.parked)
+
+    def on_event(self, ev: int) -> None:
+        """Readiness of this direction's source, which is the other direction's destination."""
+        if ev & OUT:
+            self.other.on_writable()
+        if self.relay.closed:
+            return
+        if not (self.eof or self.parked):
+            self.on_readable()
+        elif ev & _TROUBLE and not ev & (IN | OUT):
+            self.relay.abort()  # hung up or failed while nothing waits on it: nothing to save
+
     def on_readable(self) -> None:
+        if self.pipe is not None:
+            self._splice_in()
+            return
+        view = self.view
         try:
-            n = os.splice(self.src.fileno(), self.pipe[1], PIPE_SIZE, flags=SPLICE_FLAGS)
+            n = self.recv_into(view, 0, _DONTWAIT)
         except BlockingIOError:
             return
         except _FATAL:
@@ -93,87 +135,181 @@ class _Direction:
             self.relay.abort(exc)
             return
         if n == 0:
-            self.eof = True
-            self.relay.loop.remove_reader(self.src.fileno())
-        else:
-            self.buffered += n
-            self.total += n
-        self.flush()
+            self._at_eof()
+            return
+        self.total += n
+        try:
+            sent = self.send(view[:n], _NOSIGNAL_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except _FATAL:
+            self.relay.abort()
+            return
+        except OSError as exc:
+            self.relay.abort(exc)
+            return
+        if n == COPY_SIZE:
+            self._turn_bulk()
+        if sent < n:
+            self.pending = bytes(view[sent:n])
+            self._park()
 
-    def flush(self) -> None:
-        """Moves what the pipe holds to the destination; on a full destination, parks the
-        source until the destination drains."""
-        loop = self.relay.loop
+    def _turn_bulk(self) -> None:
+        self.pipe = self.relay.pool.get()
+        self.src.setblocking(False)
+        self.dst.setblocking(False)
+
+    def _splice_in(self) -> None:
+        assert self.pipe is not None
+        try:
+            n = os.splice(self.sfd, self.pipe[1], PIPE_SIZE, flags=SPLICE_FLAGS)
+        except BlockingIOError:
+            return
+        except _FATAL:
+            self.relay.abort()
+            return
+        except OSError as exc:
+            self.relay.abort(exc)
+            return
+        if n == 0:
+            self._at_eof()
+            return
+        self.buffered += n
+        self.total += n
+        if self._flush_pipe():
+            self._park()
+
+    def _flush_pipe(self) -> bool:
+        """Moves the pipe's bytes on; True if the destination is full."""
+        assert self.pipe is not None
         while self.buffered:
             try:
-                n = os.splice(self.pipe[0], self.dst.fileno(), self.buffered, flags=SPLICE_FLAGS)
+                n = os.splice(self.pipe[0], self.dfd, self.buffered, flags=SPLICE_FLAGS)
             except BlockingIOError:
-                if not self.eof:
-                    loop.remove_reader(self.src.fileno())
-                loop.add_writer(self.dst.fileno(), self.on_writable)
-                return
+                return True
             except _FATAL:
                 self.relay.abort()
-                return
+                return False
             except OSError as exc:
                 self.relay.abort(exc)
-                return
+                return False
             self.buffered -= n
-        if self.eof:
-            self._finish()
+        return False
+
+    def _flush_pending(self) -> bool:
+        """Sends the copied bytes left over; True if the destination is full."""
+        assert self.pending is not None
+        try:
+            sent = self.dst.send(self.pending, _NOSIGNAL_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except _FATAL:
+            self.relay.abort()
+            return False
+        except OSError as exc:
+            self.relay.abort(exc)
+            return False
+        self.pending = self.pending[sent:] or None
+        return self.pending is not None
+
+    def _park(self) -> None:
+        if not self.relay.closed:
+            self.parked = True
+            self.relay.update_interest()
 
     def on_writable(self) -> None:
-        self.relay.loop.remove_writer(self.dst.fileno())
-        self.flush()
-        if not self.buffered and not self.eof and not self.relay.closed:
-            self.relay.loop.add_reader(self.src.fileno(), self.on_readable)
+        if not self.parked:
+            return
+        full = self.pending is not None and self._flush_pending()
+        if not full and self.buffered and not self.relay.closed:
+            full = self._flush_pipe()
+        if full or self.relay.closed:
+            return
+        self.parked = False
+        if self.eof:
+            self._finish()
+        else:
+            self.relay.update_interest()
+
+    def _at_eof(self) -> None:
+        self.eof = True
+        if self.pending is None and not self.buffered:
+            self._finish()
+        else:
+            self.relay.update_interest()
 
     def _finish(self) -> None:
         if self.done:
             return
         self.done = True
+        relay = self.relay
+        if self.other.done:
+            # The last direction to end needs no half-close: closing both sockets sends
+            # the FIN (a shutdown costs as much as a send).
+            relay.close()
+            return
         # The peer may be gone already; the other direction will notice.
         with contextlib.suppress(OSError):
-            self.dst.shutdown(socket.SHUT_WR)
-        self.relay.direction_done()
+            self.dst.shutdown(_socket.SHUT_WR)
+        relay.update_interest()
 
 
 class Relay:
     """Relays between `client` and `upstream` until both directions end; then closes both
-    sockets and calls `on_close(relay)`. Both sockets must be connected and non-blocking."""
+    sockets and calls `on_close(relay)`. Both sockets must be connected; `upstream` must
+    already be registered with `poller` (it was watched while dialing)."""
 
-    __slots__ = ("_pool", "backward", "client", "closed", "endpoint", "forward", "loop",
-                 "on_close", "upstream")
+    __slots__ = (
+        "backward",
+        "cfd",
+        "client",
+        "closed",
+        "endpoint",
+        "forward",
+        "on_close",
+        "poller",
+        "pool",
+        "ufd",
+        "upstream",
+    )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: PipePool, client: socket.socket,
-                 upstream: socket.socket, endpoint: str, on_close: Callable[[Relay], None]) -> None:
-        self.loop = loop
-        self._pool = pool
+    def __init__(self, poller: Poller, pool: PipePool, client: _socket.socket, upstream: _socket.socket,
+                 endpoint: str, on_close: Callable[[Relay], None]) -> None:
+        self.poller = poller
+        self.pool = pool
         self.client = client
         self.upstream = upstream
+        self.cfd, self.ufd = client.fileno(), upstream.fileno()
         self.endpoint = endpoint
         self.on_close = on_close
         self.closed = False
-        self.forward = _Direction(self, client, upstream, pool.get())
-        self.backward = _Direction(self, upstream, client, pool.get())
+        self.forward = _Direction(self, client, upstream)
+        self.backward = _Direction(self, upstream, client)
+        self.forward.other, self.backward.other = self.backward, self.forward
 
     def start(self) -> None:
-        self.loop.add_reader(self.client.fileno(), self.forward.on_readable)
-        self.loop.add_reader(self.upstream.fileno(), self.backward.on_readable)
+        self.poller.register(self.cfd, IN, self.forward.on_event)
+        self.poller.rebind(self.ufd, IN, self.backward.on_event)
+        # Clients speak first as a rule, and the request has usually arrived during the
+        # dial: relay it now rather than one loop iteration later.
+        self.forward.on_readable()
+
+    def update_interest(self) -> None:
+        if self.closed:
+            return
+        f, b = self.forward, self.backward
+        self.poller.interest(self.cfd, (IN if f.reading else 0) | (OUT if b.parked else 0))
+        self.poller.interest(self.ufd, (IN if b.reading else 0) | (OUT if f.parked else 0))
 
     @property
     def bytes_relayed(self) -> int:
         return self.forward.total + self.backward.total
 
-    def direction_done(self) -> None:
-        if self.forward.done and self.backward.done:
-            self.close()
-
     def abort(self, exc: OSError | None = None) -> None:
         """A reset or error: pass the reset on to both sides (SO_LINGER 0) and close."""
         for sock in (self.client, self.upstream):
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, _LINGER_RESET)
         if exc is not None and exc.errno not in (errno.ENOTCONN, errno.EBADF):
             log.debug("relay to %s ended: %s", self.endpoint, exc)
         self.close()
@@ -182,13 +318,9 @@ class Relay:
         if self.closed:
             return
         self.closed = True
-        loop = self.loop
-        for sock in (self.client, self.upstream):
-            fd = sock.fileno()
-            if fd >= 0:
-                loop.remove_reader(fd)
-                loop.remove_writer(fd)
-            sock.close()
+        self.poller.close_later(self.cfd, self.client.close)
+        self.poller.close_later(self.ufd, self.upstream.close)
         for d in (self.forward, self.backward):
-            self._pool.put(d.pipe, empty=d.buffered == 0)
+            if d.pipe is not None:
+                self.pool.put(d.pipe, empty=d.buffered == 0)
         self.on_close(self)

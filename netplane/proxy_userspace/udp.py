@@ -16,6 +16,7 @@ from netplane.model import Endpoint
 from netplane.proxy_userspace.balancer import Balancer
 
 log = logging.getLogger(__name__)
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 
 _MAX_DATAGRAM = 65535
 _READS_PER_WAKEUP = 64
@@ -44,6 +45,8 @@ class UdpService:
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # The address may be added to the node just after (the ClusterIP of a new service).
+            self.sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
             self.sock.bind((host, port))
             self.sock.setblocking(False)
         except BaseException:

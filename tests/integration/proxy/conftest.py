@@ -171,6 +171,10 @@ class ProxyNode:
         return subprocess.run(["ip", "netns", "exec", self.netns, "iptables-save"], capture_output=True,
                               text=True, check=True).stdout
 
+    def addresses(self) -> str:
+        return subprocess.run(["ip", "-n", self.netns, "-4", "addr", "show", "dev", "lo"],
+                              capture_output=True, text=True, check=True).stdout
+
     def log_tail(self) -> str:
         if self.proxy_log is None:
             return ""

@@ -25,8 +25,9 @@ from tests.integration.proxy.conftest import (
 
 pytestmark = pytest.mark.root
 
-WEB_IP, DNS_IP, STICKY_IP, EMPTY_IP, NODEPORT_IP, LOCAL_IP = (
-    "10.96.0.20", "10.96.0.21", "10.96.0.22", "10.96.0.23", "10.96.0.24", "10.96.0.25")
+WEB_IP, DNS_IP, STICKY_IP, EMPTY_IP, NODEPORT_IP, LOCAL_IP, EXT_CLUSTER_IP = (
+    "10.96.0.20", "10.96.0.21", "10.96.0.22", "10.96.0.23", "10.96.0.24", "10.96.0.25", "10.96.0.26")
+EXTERNAL_IP = "192.0.2.10"  # TEST-NET-1: routed to the node by the client pod's default route
 HTTP = [{"name": "http", "port": 80, "targetPort": HTTP_PORT, "protocol": "TCP"}]
 SLICE_HTTP = [{"name": "http", "port": HTTP_PORT, "protocol": "TCP"}]
 
@@ -213,28 +214,39 @@ def test_healthz_and_metrics_speak_kube_proxys_language(proxy: ProxyNode) -> Non
     assert proxy.metric("kubeproxy_sync_proxy_rules_endpoint_changes_total") >= 1
 
 
-def test_portals_are_kube_proxys_chains(proxy: ProxyNode) -> None:
+def test_cluster_ips_are_labelled_local_addresses_and_external_ips_have_portals(
+        proxy: ProxyNode, api: k8s.ApiClient) -> None:
+    assert f"inet {WEB_IP}/32 scope host lo:netplane" in proxy.addresses()
+    core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
+    core.create_namespaced_service("default", service("ext", EXT_CLUSTER_IP, HTTP, externalIPs=[EXTERNAL_IP]))
+    discovery.create_namespaced_endpoint_slice("default", endpoint_slice(
+        "ext", [b.endpoint() for b in proxy.backends], SLICE_HTTP))
+    eventually(lambda: _answers(proxy, EXTERNAL_IP, 80, 1), "the external IP to answer")
+    assert set(_answers(proxy, EXTERNAL_IP, 80, 3)) == {b.name for b in proxy.backends}
     rules = proxy.iptables_save()
     assert "-A PREROUTING -m comment --comment \"handle ClusterIPs; NOTE: this must be before the " \
            "NodePort rules\" -j KUBE-PORTALS-CONTAINER" in rules
-    assert f"-A KUBE-PORTALS-CONTAINER -d {WEB_IP}/32 -p tcp -m comment --comment \"default/web:http " \
-           "cluster IP\" -m tcp --dport 80 -j REDIRECT --to-ports" in rules
+    assert f"-A KUBE-PORTALS-CONTAINER -d {EXTERNAL_IP}/32 -p tcp -m comment --comment \"default/ext:http " \
+           "external IP\" -m tcp --dport 80 -j REDIRECT --to-ports" in rules
+    assert WEB_IP not in rules, "ClusterIPs need no rule: they are local addresses"
 
 
-def test_a_restarted_proxy_replaces_its_rules_and_cleanup_removes_them(proxy: ProxyNode) -> None:
+def test_a_restarted_proxy_replaces_its_state_and_cleanup_removes_it(proxy: ProxyNode) -> None:
     before = proxy.iptables_save()
     assert proxy.stop_proxy() == 0
-    assert "KUBE-PORTALS" not in proxy.iptables_save(), "a stopped userspace proxy leaves no portals"
+    assert "KUBE-PORTALS-CONTAINER -d" not in proxy.iptables_save(), "a stopped proxy leaves no portals"
+    assert "lo:netplane" not in proxy.addresses(), "...and no ClusterIP addresses"
     proxy.start_proxy()
     eventually(lambda: len(set(_answers(proxy, WEB_IP, 80, 3))) == 3, "the service to answer again")
     after = proxy.iptables_save()
     assert after.count("KUBE-PORTALS-CONTAINER -d") == before.count("KUBE-PORTALS-CONTAINER -d")
-    assert proxy.stop_proxy(9) == -9  # a crash leaves its rules...
-    assert "KUBE-PORTALS" in proxy.iptables_save()
+    assert proxy.stop_proxy(9) == -9  # a crash leaves its state...
+    assert "KUBE-PORTALS-CONTAINER -d" in proxy.iptables_save() and "lo:netplane" in proxy.addresses()
     cleanup = subprocess.run(["ip", "netns", "exec", proxy.netns, *proxy_cli(), "proxy", "--cleanup"],
                              capture_output=True, text=True)
     assert cleanup.returncode == 0, cleanup.stderr
-    assert "KUBE-PORTALS" not in proxy.iptables_save(), "...and --cleanup removes them"
+    assert "KUBE-PORTALS" not in proxy.iptables_save(), "...and --cleanup removes the portals"
+    assert "lo:netplane" not in proxy.addresses(), "...and the addresses"
     proxy.start_proxy()
 
 
