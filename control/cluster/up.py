@@ -40,11 +40,14 @@ from control.cluster.layout import (
     plan_nodes,
 )
 from control.cluster.network import ClusterNetwork, NodeSpec, listen_in_netns
+from netplane.kernel import netns
+from netplane.proxy import modes as proxy_modes
 
 log = logging.getLogger(__name__)
 
-PROXY_MODES = ("userspace", "iptables", "ipvs")
+PROXY_MODES = proxy_modes.ALL
 _READY_FILE = "ready"
+PROXY_METRICS_PORT = 10249
 
 
 class ClusterError(Exception):
@@ -55,7 +58,7 @@ class ClusterError(Exception):
 class UpOptions:
     state_dir: Path
     nodes: int = 2
-    proxy_mode: str = "iptables"
+    proxy_mode: str = "userspace"
     api_port: int = 6443
     ready_timeout: float = 120.0
     node_monitor_grace_period: str = "40s"
@@ -121,6 +124,18 @@ def _wait(what: str, check: Any, timeout: float, record: ClusterRecord) -> None:
     raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _proxy_synced(node_netns: str) -> bool:
+    """The node's proxy has programmed its data plane once (its metrics say when)."""
+    def read() -> bool:
+        url = f"http://127.0.0.1:{PROXY_METRICS_PORT}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            text = resp.read().decode()
+        return any(line.startswith("kubeproxy_sync_proxy_rules_last_timestamp_seconds ")
+                   and float(line.split()[1]) > 0 for line in text.splitlines())
+
+    return netns.run_in(node_netns, read)
+
+
 def _node_kubeconfig(admin: dict[str, Any]) -> dict[str, Any]:
     node = json.loads(json.dumps(admin))
     for cluster in node["clusters"]:
@@ -133,6 +148,9 @@ def bring_up(opts: UpOptions) -> ClusterRecord:
     everything made so far is removed again."""
     if opts.proxy_mode not in PROXY_MODES:
         raise ClusterError(f"--proxy-mode must be one of {', '.join(PROXY_MODES)}")
+    if opts.proxy_mode not in proxy_modes.BACKENDS:
+        raise ClusterError(f"--proxy-mode {opts.proxy_mode} is not built yet; use "
+                           f"{' or '.join(proxy_modes.BACKENDS)}")
     if os.geteuid() != 0:
         raise ClusterError("netplane up needs root (it creates network namespaces); run it with sudo")
     if shutil.which("ip") is None:
@@ -207,6 +225,12 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
         record.processes.append(processes.start(f"kubelet-{node.name}", argv,
                                                 layout.log_path(f"kubelet-{node.name}"),
                                                 netns=node.netns))
+        argv = processes.netplane_argv(
+            "proxy", "--mode", opts.proxy_mode, "--kubeconfig", str(layout.node_kubeconfig),
+            "--node-name", node.name, "--metrics-bind-address", f"127.0.0.1:{PROXY_METRICS_PORT}")
+        record.processes.append(processes.start(f"proxy-{node.name}", argv,
+                                                layout.log_path(f"proxy-{node.name}"),
+                                                netns=node.netns))
     layout.write_record(record)
 
     def nodes_ready() -> bool:
@@ -217,6 +241,8 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
         return ready >= {n.name for n in record.nodes}
 
     _wait(f"{len(record.nodes)} nodes to be Ready", nodes_ready, opts.ready_timeout, record)
+    _wait("every node's proxy to sync", lambda: all(_proxy_synced(n.netns) for n in record.nodes),
+          opts.ready_timeout, record)
     (layout.state_dir / _READY_FILE).write_text(str(time.time()))
 
 

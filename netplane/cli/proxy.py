@@ -10,8 +10,7 @@ from typing import Any
 
 from netplane.cli.durations import parse_duration
 from netplane.cli.main import CliError
-
-MODES = ("userspace", "iptables", "ipvs")
+from netplane.proxy import modes
 
 
 def register(sub: Any) -> None:
@@ -21,7 +20,7 @@ def register(sub: Any) -> None:
         "so that ClusterIPs, NodePorts and external IPs reach the services' endpoints, with "
         "kube-proxy's semantics and names. Serves /healthz and /livez (kube-proxy's meaning) "
         "and Prometheus /metrics.")
-    p.add_argument("--mode", choices=MODES, default="userspace", help="the data plane")
+    p.add_argument("--mode", choices=modes.ALL, default="userspace", help="the data plane")
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig of the apiserver")
     p.add_argument("--node-name", default=os.uname().nodename,
                    help="this node's name (decides which endpoints are local)")
@@ -49,18 +48,18 @@ def _iptables(args: argparse.Namespace) -> Any:
 
 
 def build_backend(mode: str, args: argparse.Namespace) -> Any:
+    if mode not in modes.BACKENDS:
+        raise CliError(f"--mode {mode} is not built yet; use one of {', '.join(modes.BACKENDS)}", 2)
+    cls = modes.backend_class(mode)
     if mode == "userspace":
-        from netplane.proxy_userspace.backend import UserspaceBackend
-
-        return UserspaceBackend(args.node_name, udp_idle_timeout=args.udp_timeout,
-                                iptables=_iptables(args))
-    raise CliError(f"--mode {mode} is not built yet; use --mode userspace", 2)
+        return cls(args.node_name, udp_idle_timeout=args.udp_timeout, iptables=_iptables(args))
+    return cls(args.node_name, iptables=_iptables(args))
 
 
 def cleanup(args: argparse.Namespace) -> int:
     done: list[str] = []
     failed: list[str] = []
-    for mode in MODES:
+    for mode in modes.ALL:
         try:
             backend = build_backend(mode, args)
         except CliError:
