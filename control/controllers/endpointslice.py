@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -20,7 +21,7 @@ from control.controllers.informers import NAMESPACE_INDEX, InformerSet, namespac
 from control.controllers.slicing import CONTROLLER_NAME, ZONE_LABEL, SlicePlan, reconcile
 from netplane.client.rest import ApiClient, ApiError, resource_path
 from netplane.model import EndpointSlice, Node, Pod, Service, selector_from_set
-from netplane.model.discovery import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
+from netplane.model.discovery import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,19 @@ class EndpointSliceController(QueueController):
         super().__init__(client, informers, **options)
         self.max_endpoints_per_slice = max_endpoints_per_slice
         self.tracker = SliceTracker()
+        # service key -> when the oldest change not yet written to its slices was seen
+        # (Kubernetes' TriggerTimeTracker, by observation time): written to the slices as
+        # endpoints.kubernetes.io/last-change-trigger-time, from which the proxies measure
+        # network programming latency.
+        self._changed_at: dict[str, float] = {}
         self.services = informers.ensure_index("/api/v1/services", NAMESPACE_INDEX, namespace_of)
         self.pods = informers.ensure_index("/api/v1/pods", NAMESPACE_INDEX, namespace_of)
         self.nodes = informers.get("/api/v1/nodes")
         self.slices = informers.ensure_index("/apis/discovery.k8s.io/v1/endpointslices",
                                              SLICES_BY_SERVICE, _managed_service_key)
-        self.services.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
-                                  on_delete=self.enqueue)
+        self.services.add_handler(on_add=self._service_changed,
+                                  on_update=lambda _o, n: self._service_changed(n),
+                                  on_delete=self._service_changed)
         self.pods.add_handler(on_add=self._pod_changed, on_update=self._pod_updated,
                               on_delete=self._pod_changed)
         self.slices.add_handler(on_add=self._slice_changed, on_update=lambda _o, n: self._slice_changed(n),
@@ -121,15 +128,22 @@ class EndpointSliceController(QueueController):
                 keys.add(f"{svc.metadata.namespace}/{svc.metadata.name}")
         return keys
 
+    def _changed(self, key: str) -> None:
+        self._changed_at.setdefault(key, time.time())
+        self.queue.add(key)
+
+    def _service_changed(self, svc: Service) -> None:
+        self._changed(f"{svc.metadata.namespace}/{svc.metadata.name}")
+
     def _pod_changed(self, pod: Pod) -> None:
         for key in self._services_for(pod):
-            self.queue.add(key)
+            self._changed(key)
 
     def _pod_updated(self, old: Pod, new: Pod) -> None:
         if _endpoint_view(old) == _endpoint_view(new):
             return
         for key in self._services_for(old) | self._services_for(new):
-            self.queue.add(key)
+            self._changed(key)
 
     def _slice_changed(self, slice_: EndpointSlice) -> None:
         for key in _managed_service_key(slice_):
@@ -158,6 +172,7 @@ class EndpointSliceController(QueueController):
         service: Service | None = self.services.cache.get(key)
         existing: list[EndpointSlice] = list(self.slices.cache.by_index(SLICES_BY_SERVICE, key))
         if service is None:
+            self._changed_at.pop(key, None)
             # Kubernetes leaves these to the garbage collector (ownerReferences); deleting
             # them here too means they never outlive their service when no collector runs.
             self.tracker.forget(key)
@@ -176,23 +191,29 @@ class EndpointSliceController(QueueController):
         pods = [p for p in self.pods.cache.by_index(NAMESPACE_INDEX, namespace)
                 if selector.matches(p.metadata.labels)]
         plan = reconcile(service, pods, existing, self.nodes.cache.get, self.max_endpoints_per_slice)
-        await self._apply(key, service, plan)
+        changed_at = self._changed_at.pop(key, None)
+        try:
+            await self._apply(key, service, plan, changed_at)
+        except BaseException:
+            if changed_at is not None:
+                self._changed_at.setdefault(key, changed_at)  # still to be written: keep its age
+            raise
         if plan.skipped_pods:
             shown = ", ".join(plan.skipped_pods[:5])
             more = f" and {len(plan.skipped_pods) - 5} more" if len(plan.skipped_pods) > 5 else ""
             raise RetryError(f"pods {shown}{more} of service {name} are on nodes that do not exist "
                              "(yet); left out of its slices, will retry")
 
-    async def _apply(self, key: str, service: Service, plan: SlicePlan) -> None:
+    async def _apply(self, key: str, service: Service, plan: SlicePlan, changed_at: float | None) -> None:
         collection = resource_path("discovery.k8s.io/v1", "endpointslices", service.namespace)
         # As Kubernetes: no new slices for a service being deleted (the GC removes them).
         if service.metadata.deletion_timestamp is None:
             for s in plan.create:
-                created = await self.client.create(collection, _body(s))
+                created = await self.client.create(collection, _body(s, changed_at))
                 self.tracker.wrote(key, created["metadata"]["name"], _rv(created))
         for s in plan.update:
             path = resource_path("discovery.k8s.io/v1", "endpointslices", service.namespace, s.metadata.name)
-            updated = await self.client.update(path, _body(s))
+            updated = await self.client.update(path, _body(s, changed_at))
             self.tracker.wrote(key, s.metadata.name, _rv(updated))
         for s in plan.delete:
             await self._delete(key, s)
@@ -208,12 +229,22 @@ class EndpointSliceController(QueueController):
         self.tracker.wrote(key, slice_.metadata.name, _DELETED)
 
 
-def _body(slice_: EndpointSlice) -> dict[str, Any]:
+def _body(slice_: EndpointSlice, changed_at: float | None = None) -> dict[str, Any]:
     body = msgspec.to_builtins(slice_)
     body["apiVersion"], body["kind"] = "discovery.k8s.io/v1", "EndpointSlice"
+    if changed_at is not None:
+        meta = body.setdefault("metadata", {})
+        meta.setdefault("annotations", {})[TRIGGER_TIME_ANNOTATION] = rfc3339_nano(changed_at)
     # A slice always carries its endpoints list, even when empty (the placeholder).
     body.setdefault("endpoints", [])
     return body
+
+
+def rfc3339_nano(t: float) -> str:
+    """Go's time.RFC3339Nano in UTC (trailing zeros of the fraction dropped, as Go does)."""
+    whole = datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{t - int(t):.9f}"[2:].rstrip("0")
+    return f"{whole}.{frac}Z" if frac else f"{whole}Z"
 
 
 def _endpoint_view(pod: Pod) -> tuple[Any, ...]:

@@ -9,6 +9,9 @@ from netplane.model.meta import KubeStruct, ObjectReference, TypedObject
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+# Set by the EndpointSlice controller to when the change behind a slice's last write was
+# seen; proxies measure network programming latency from it.
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
 class EndpointConditions(KubeStruct, frozen=True):

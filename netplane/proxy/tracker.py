@@ -15,6 +15,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from netplane.model import EndpointSlice, ProxyState, Service, StateChange, diff
+from netplane.model.discovery import TRIGGER_TIME_ANNOTATION
 from netplane.model.servicemap import (
     Endpoint,
     ServicePort,
@@ -22,10 +23,6 @@ from netplane.model.servicemap import (
     build_endpoints_map,
     service_ports,
 )
-
-# Set by the EndpointSlice controller to when the change that caused the slice's last
-# update happened; kube-proxy measures network programming latency from it.
-TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
 def parse_trigger_time(text: str) -> float | None:

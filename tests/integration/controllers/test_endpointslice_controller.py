@@ -17,6 +17,8 @@ import pytest
 from control.apiserver.process import ApiServerProcess, free_port
 from control.controllers.manager import ControllerManager
 from netplane.client.rest import resource_path
+from netplane.model.discovery import TRIGGER_TIME_ANNOTATION
+from netplane.proxy.tracker import parse_trigger_time
 
 from .conftest import Kube, eventually
 
@@ -68,6 +70,9 @@ async def test_pods_of_a_service_appear_in_its_slice_and_endpoints(kube: Kube, c
     assert (eps["10.244.1.2"]["nodeName"], eps["10.244.1.2"]["zone"]) == (n1, "zone-a")
     assert "zone" not in eps["10.244.2.2"]
     assert eps["10.244.1.2"]["targetRef"]["name"] == "web-1"
+    # When the change behind this write was seen, for the proxies' programming latency.
+    trigger = parse_trigger_time(s["metadata"]["annotations"][TRIGGER_TIME_ANNOTATION])
+    assert trigger is not None and trigger <= time.time()
 
     async def legacy() -> dict[str, Any] | None:
         ep = await kube.endpoints("web")

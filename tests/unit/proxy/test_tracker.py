@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netplane.model import EndpointSlice, ProxyState, Service, decode
+from netplane.model.discovery import TRIGGER_TIME_ANNOTATION
 from netplane.model.servicemap import ServicePortName
-from netplane.proxy.tracker import TRIGGER_TIME_ANNOTATION, ChangeTracker
+from netplane.proxy.tracker import ChangeTracker
 
 WEB = ServicePortName("default", "web", "http", "TCP")
 
