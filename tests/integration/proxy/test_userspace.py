@@ -27,6 +27,7 @@ pytestmark = pytest.mark.root
 
 WEB_IP, DNS_IP, STICKY_IP, EMPTY_IP, NODEPORT_IP, LOCAL_IP, EXT_CLUSTER_IP = (
     "10.96.0.20", "10.96.0.21", "10.96.0.22", "10.96.0.23", "10.96.0.24", "10.96.0.25", "10.96.0.26")
+LB_IP = "10.96.0.27"
 EXTERNAL_IP = "192.0.2.10"  # TEST-NET-1: routed to the node by the client pod's default route
 HTTP = [{"name": "http", "port": 80, "targetPort": HTTP_PORT, "protocol": "TCP"}]
 SLICE_HTTP = [{"name": "http", "port": HTTP_PORT, "protocol": "TCP"}]
@@ -144,6 +145,25 @@ def test_internal_traffic_policy_local_uses_only_this_nodes_endpoints(
         "local", [b[0].endpoint(), b[1].endpoint(node="node-2"), b[2].endpoint(node="node-2")], SLICE_HTTP))
     eventually(lambda: _answers(proxy, LOCAL_IP, 80, 1), "the local service to answer")
     assert set(_answers(proxy, LOCAL_IP, 80, 4)) == {b[0].name}
+
+
+def test_external_traffic_policy_local_serves_node_ports_from_local_endpoints_and_says_so(
+        proxy: ProxyNode, api: k8s.ApiClient) -> None:
+    core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
+    svc = core.create_namespaced_service("default", service(
+        "lb", LB_IP, HTTP, type="LoadBalancer", externalTrafficPolicy="Local"))
+    node_port, health_port = svc.spec.ports[0].node_port, svc.spec.health_check_node_port
+    assert health_port, "the apiserver allocates a health-check node port"
+    b = proxy.backends
+    discovery.create_namespaced_endpoint_slice("default", endpoint_slice(
+        "lb", [b[0].endpoint(), b[1].endpoint(node="node-2"), b[2].endpoint(node="node-2")], SLICE_HTTP))
+    eventually(lambda: _answers(proxy, proxy.gateway, node_port, 1), "the node port to answer")
+    assert set(_answers(proxy, proxy.gateway, node_port, 4)) == {b[0].name}, "external traffic: local only"
+    assert set(_answers(proxy, LB_IP, 80, 3)) == {x.name for x in b}, "cluster traffic: every endpoint"
+    status, body = eventually(lambda: proxy.http(health_port, "/"), "the health-check node port")
+    assert status == 200 and '"localEndpoints": 1' in body
+    _slice_endpoints(api, "lb", [b[1].endpoint(node="node-2")])
+    eventually(lambda: proxy.http(health_port, "/")[0] == 503, "503 once no endpoint is local")
 
 
 def _slice_endpoints(api: k8s.ApiClient, name: str, endpoints: list[dict[str, Any]]) -> None:
