@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 STATE_DIR ?= $(CURDIR)/state/cluster
 NODES ?= 2
 # Debian packages the tests and benchmarks use; installed only when root.
-DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping
+DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl
+# What the benchmarks compare against and load with (installed by their targets only).
+BENCH_DEBS := haproxy nginx-light wrk
 
-.PHONY: up apiserver test deps venv lint unit bench-apiserver bench-scheduler bench-cluster clean
+.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace clean
 
 $(BIN)/netplane: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +25,12 @@ deps:
 	  missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	else echo "not root: skipping Debian packages ($(DEBS)); root-only tests will skip"; fi
+
+bench-deps: deps
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=$$(for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	else echo "not root: skipping Debian packages ($(BENCH_DEBS))"; fi
 
 # A whole cluster on this machine (root: it creates network namespaces); Ctrl-C removes it.
 up: deps venv
@@ -46,6 +54,9 @@ bench-scheduler: venv
 
 bench-cluster: deps venv
 	$(BIN)/python -m bench.cluster --out bench/results/cluster.json
+
+bench-proxy-userspace: bench-deps venv
+	$(BIN)/python -m bench.proxy_userspace --out bench/results/proxy_userspace.json
 
 clean:
 	rm -rf $(VENV) state
