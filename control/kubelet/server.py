@@ -1,5 +1,5 @@
-"""The kubelet's own API (docs/cluster.md): container logs and exec on a unix socket, and
-/healthz and /metrics there and on --healthz-port."""
+"""The kubelet's own API (docs/cluster.md): container logs, exec and port forwarding on a
+unix socket, and /healthz and /metrics there and on --healthz-port."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from control.kubelet.portforward import PortForwarder
 
 if TYPE_CHECKING:
     from control.kubelet.containers import ContainerRunner
@@ -105,6 +107,7 @@ class KubeletServers:
     def __init__(self, kubelet: Kubelet) -> None:
         self.kubelet = kubelet
         self._runners: list[web.AppRunner] = []
+        self.port_forwarder = PortForwarder(kubelet)
 
     async def start(self) -> None:
         cfg = self.kubelet.config
@@ -139,7 +142,14 @@ class KubeletServers:
         app = self.health_app()
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.logs)
         app.router.add_post("/exec/{ns}/{pod}/{container}", self.exec)
+        app.router.add_get("/portForward/{ns}/{pod}", self.port_forwarder.handle)
+        # An open forwarding lasts as long as its client; stopping would wait for it (up to the
+        # runner's shutdown timeout). Shutdown hooks run once the socket accepts no more.
+        app.on_shutdown.append(self._close_forwardings)
         return app
+
+    async def _close_forwardings(self, _app: web.Application) -> None:
+        await self.port_forwarder.close_all()
 
     async def healthz(self, _request: web.Request) -> web.Response:
         if self.kubelet.healthy():

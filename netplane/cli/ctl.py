@@ -1,4 +1,4 @@
-"""`netplane ctl`: apply, get, describe, delete, logs and exec, kubectl-style.
+"""`netplane ctl`: apply, get, describe, delete, logs, exec and port-forward, kubectl-style.
 
 Argument parsing and dispatch only; the verbs live in netplane/ctl.
 """
@@ -11,6 +11,7 @@ from typing import Any
 
 from netplane.cli.durations import parse_duration
 from netplane.cli.main import CliError
+from netplane.ctl import forwardspec
 
 
 def _duration(text: str) -> float | None:
@@ -24,6 +25,18 @@ def _bool(text: str) -> bool:
     if text.lower() in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def _argument(parse: Any) -> Any:
+    """An argparse type from a forwardspec parser: its message, not argparse's generic one."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except forwardspec.ForwardSpecError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -48,7 +61,7 @@ def _selection(v: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("ctl", help="a small kubectl: apply, get, describe, delete, logs, exec",
+    p = sub.add_parser("ctl", help="a small kubectl: apply, get, describe, delete, logs, exec, port-forward",
                        description="Talks to the apiserver of a kubeconfig, as kubectl does.")
     _connection_options(p, None)
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
@@ -99,6 +112,17 @@ def register(sub: Any) -> None:
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.add_argument("-c", "--container", default=None)
     ex.add_argument("-i", "--stdin", action="store_true", help="pass this terminal's stdin")
+
+    pf = _verb(verbs, "port-forward", "forward local ports to a pod, or to a pod of a service or deployment: "
+                                      "port-forward TYPE/NAME [LOCAL_PORT:]REMOTE_PORT...")
+    pf.add_argument("target", type=_argument(forwardspec.parse_target), metavar="TYPE/NAME",
+                    help="NAME or pod/NAME, svc/NAME, deploy/NAME")
+    pf.add_argument("ports", nargs="+", type=_argument(forwardspec.parse_port),
+                    metavar="[LOCAL_PORT:]REMOTE_PORT",
+                    help="LOCAL omitted: the same as REMOTE; empty (:REMOTE): a free port; REMOTE may "
+                         "name a port (of the service, for svc/NAME)")
+    pf.add_argument("--address", action="append", default=None, metavar="ADDRESS[,ADDRESS]",
+                    help="local addresses to listen on (default 127.0.0.1; localhost: 127.0.0.1 and ::1)")
     p.set_defaults(func=run)
 
 
@@ -123,6 +147,11 @@ def run(args: argparse.Namespace) -> int:
     from netplane.ctl.podio import PodIOError
     from netplane.ctl.resources import ResourceError
 
+    if args.verb == "port-forward":
+        try:
+            args.address = forwardspec.split_addresses(args.address or ["127.0.0.1"])
+        except forwardspec.ForwardSpecError as exc:
+            raise CliError(str(exc), 2) from exc
     if args.verb == "exec":
         if args.command[:1] == ["--"]:
             args.command = args.command[1:]

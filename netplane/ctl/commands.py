@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from netplane.client.kubeconfig import ClusterConfig
 from netplane.client.rest import ApiClient, ApiError, resource_path
 from netplane.ctl import describe as describer
-from netplane.ctl import manifests, podio
+from netplane.ctl import manifests, podio, portforward
 from netplane.ctl.apply import SchemaFor, Scope, apply_one, locate
 from netplane.ctl.delete import DeleteOptions, Target, delete_one, wait_deleted
 from netplane.ctl.errors import CtlError, api_error_text
@@ -44,6 +44,9 @@ async def run(config: ClusterConfig, args: argparse.Namespace, schema_for: Schem
             stdin = sys.stdin.buffer.read() if args.stdin else None
             return await podio.exec_in(api, namespace, args.pod, args.command, container=args.container,
                                        stdin=stdin)
+        if args.verb == "port-forward":
+            return await portforward.port_forward(api, namespace, args.target, args.ports, args.address,
+                                                  report)
         try:
             resolver = Resolver(await api.discover())
         except ApiError as exc:

@@ -1,5 +1,6 @@
 """`netplane ctl logs` (through the apiserver's pods/log) and `netplane ctl exec` (through
-the kubelet socket the pod's Node publishes; docs/cluster.md has the framing)."""
+the kubelet socket the pod's Node publishes, which port-forward uses too; docs/cluster.md
+has the framing)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,9 @@ def _container(pod: dict[str, Any], requested: str | None) -> str:
     return names[0]
 
 
-async def exec_in(api: ApiClient, namespace: str, pod_name: str, command: list[str], *,
-                  container: str | None = None, stdin: bytes | None = None) -> int:
-    """Runs `command` in the pod's namespaces; copies its output here; its exit code."""
-    pod = await api.get(resource_path("v1", "pods", namespace, pod_name))
+async def kubelet_socket(api: ApiClient, pod: dict[str, Any]) -> tuple[str, str]:
+    """(the pod's node, the path of that node's kubelet socket), from the Node's annotation."""
+    pod_name = pod["metadata"]["name"]
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise PodIOError(f"pod {pod_name} is not scheduled to a node yet")
@@ -49,6 +49,14 @@ async def exec_in(api: ApiClient, namespace: str, pod_name: str, command: list[s
     sock = ((node["metadata"].get("annotations") or {}).get(KUBELET_SOCKET_ANNOTATION))
     if not sock:
         raise PodIOError(f"node {node_name} publishes no kubelet socket; is its kubelet running?")
+    return node_name, sock
+
+
+async def exec_in(api: ApiClient, namespace: str, pod_name: str, command: list[str], *,
+                  container: str | None = None, stdin: bytes | None = None) -> int:
+    """Runs `command` in the pod's namespaces; copies its output here; its exit code."""
+    pod = await api.get(resource_path("v1", "pods", namespace, pod_name))
+    node_name, sock = await kubelet_socket(api, pod)
     name = _container(pod, container)
     params = [("command", part) for part in command]
     url = f"http://kubelet/exec/{namespace}/{pod_name}/{name}"
