@@ -22,6 +22,7 @@ UNDERLAY_API_PORT = 6443
 CLUSTER_DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 POD_CIDR_TEMPLATE = "10.244.{index}.0/24"
+CLUSTER_CIDR = "10.244.0.0/16"  # every node's pod CIDR: what proxies treat as in-cluster traffic
 
 
 def cluster_id_for(state_dir: Path) -> str:

@@ -30,6 +30,7 @@ import yaml
 
 from control.cluster import processes
 from control.cluster.layout import (
+    CLUSTER_CIDR,
     CLUSTER_DNS_IP,
     CLUSTER_DOMAIN,
     UNDERLAY_API_PORT,
@@ -227,7 +228,8 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
                                                 netns=node.netns))
         argv = processes.netplane_argv(
             "proxy", "--mode", opts.proxy_mode, "--kubeconfig", str(layout.node_kubeconfig),
-            "--node-name", node.name, "--metrics-bind-address", f"127.0.0.1:{PROXY_METRICS_PORT}")
+            "--node-name", node.name, "--metrics-bind-address", f"127.0.0.1:{PROXY_METRICS_PORT}",
+            "--cluster-cidr", CLUSTER_CIDR)
         record.processes.append(processes.start(f"proxy-{node.name}", argv,
                                                 layout.log_path(f"proxy-{node.name}"),
                                                 netns=node.netns))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,26 @@ def register(sub: Any) -> None:
                    help="userspace mode: an idle UDP association is closed after this long")
     p.add_argument("--iptables-variant", choices=("auto", "nft", "legacy"), default="auto",
                    help="which iptables to program; auto picks the one holding rules, as kube-proxy")
+    p.add_argument("--cluster-cidr", default=None,
+                   help="the pods' range: traffic to a ClusterIP from outside it is masqueraded")
+    p.add_argument("--masquerade-all", action="store_true",
+                   help="iptables mode: masquerade all traffic sent to ClusterIPs")
     p.add_argument("--cleanup", action="store_true",
                    help="remove everything any proxy mode installed on this node, then exit")
     p.set_defaults(func=run)
+    verbs = p.add_subparsers(dest="proxy_verb", metavar="[VERB]")
+    r = verbs.add_parser("render", help="print the rules a mode would program for Services and "
+                         "EndpointSlices read from files (no root, nothing touches the kernel)")
+    r.add_argument("--mode", choices=tuple(RENDERABLE), default="iptables")
+    r.add_argument("-f", "--filename", action="append", required=True, type=Path,
+                   help="YAML or JSON file or folder of Services and EndpointSlices (repeatable)")
+    r.add_argument("--node-name", default="node-1", help="the node the rules are for (local endpoints)")
+    r.add_argument("--cluster-cidr", default=None, help="as for the proxy")
+    r.add_argument("--masquerade-all", action="store_true")
+    r.set_defaults(func=render)
+    st = verbs.add_parser("status", help="what the iptables mode programmed on this node, with counters")
+    st.add_argument("--iptables-variant", choices=("auto", "nft", "legacy"), default="auto")
+    st.set_defaults(func=status)
 
 
 def _iptables(args: argparse.Namespace) -> Any:
@@ -53,7 +71,8 @@ def build_backend(mode: str, args: argparse.Namespace) -> Any:
     cls = modes.backend_class(mode)
     if mode == "userspace":
         return cls(args.node_name, udp_idle_timeout=args.udp_timeout, iptables=_iptables(args))
-    return cls(args.node_name, iptables=_iptables(args))
+    return cls(args.node_name, iptables=_iptables(args), cluster_cidr=args.cluster_cidr,
+               masquerade_all=args.masquerade_all)
 
 
 def cleanup(args: argparse.Namespace) -> int:
@@ -75,6 +94,56 @@ def cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+RENDERABLE = {"iptables": "netplane.proxy_iptables.renderer"}
+
+
+def render(args: argparse.Namespace) -> int:
+    from netplane.ctl.manifests import ManifestError, load
+    from netplane.model import ProxyState
+
+    try:
+        objects = [m.obj for m in load(args.filename)]
+    except ManifestError as exc:
+        raise CliError(str(exc), 2) from exc
+    services = [o for o in objects if o.get("kind") == "Service"]
+    slices = [o for o in objects if o.get("kind") == "EndpointSlice"]
+    ignored = len(objects) - len(services) - len(slices)
+    try:
+        state = ProxyState.build(services, slices)
+    except Exception as exc:  # a decode error names the field; one line for the user
+        raise CliError(f"cannot read the objects: {exc}", 2) from exc
+    from netplane.proxy_iptables.renderer import Renderer, RenderOptions
+
+    opts = RenderOptions(node_name=args.node_name, cluster_cidr=args.cluster_cidr,
+                         masquerade_all=args.masquerade_all)
+    sys.stdout.write(Renderer(opts).render(state).text)
+    skipped = sum(1 for s in services if not _has_cluster_ip(s))
+    if skipped or ignored:
+        print(f"# {skipped} services without a ClusterIP (headless, ExternalName or not allocated) get no "
+              f"rules; {ignored} objects of other kinds ignored", file=sys.stderr)
+    return 0
+
+
+def _has_cluster_ip(svc: dict[str, Any]) -> bool:
+    spec = svc.get("spec") or {}
+    ip = spec.get("clusterIP") or ""
+    return bool(ip) and ip != "None" and spec.get("type") != "ExternalName"
+
+
+def status(args: argparse.Namespace) -> int:
+    from netplane.kernel.iptables import Iptables, IptablesError, detect_variant
+    from netplane.proxy_iptables import status as st
+
+    try:
+        ipt = Iptables(detect_variant() if args.iptables_variant == "auto" else args.iptables_variant)
+        rows = st.summarize(st.read(ipt))
+    except (IptablesError, OSError) as exc:
+        raise CliError(f"cannot read the iptables rules: {exc}") from exc
+    print(f"iptables mode ({ipt.variant}): {len(rows)} service ports")
+    sys.stdout.write(st.format_rows(rows))
+    return 0
+
+
 def _raise_fd_limit() -> None:
     """Every relayed connection holds two sockets and two pipe ends: take the hard limit,
     as Go programs such as kube-proxy do implicitly."""
@@ -88,6 +157,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("the proxy programs the kernel (iptables, sockets on node ports): run it as root", 2)
     if args.cleanup:
         return cleanup(args)
+    if args.cluster_cidr is not None:
+        import ipaddress
+
+        try:
+            args.cluster_cidr = str(ipaddress.ip_network(args.cluster_cidr))
+        except ValueError as exc:
+            raise CliError(f"--cluster-cidr: {exc}", 2) from exc
     if args.kubeconfig is None or not args.kubeconfig.is_file():
         raise CliError("--kubeconfig must name an existing kubeconfig file", 2)
     if not 0 <= args.min_sync_period <= args.sync_period or args.sync_period <= 0:

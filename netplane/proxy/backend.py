@@ -35,9 +35,11 @@ class SyncStats:
 class Backend(Protocol):
     mode: str
 
-    async def sync(self, state: ProxyState, changes: StateChange | None) -> SyncStats:
+    async def sync(self, state: ProxyState, changes: StateChange, *, full: bool) -> SyncStats:
         """Makes the data plane equal `state`. `changes` is what changed since the last
-        successful sync, or None for a full sync (rewrite everything, trust nothing)."""
+        sync (for housekeeping such as conntrack); a partial sync may touch only what it
+        names, a `full` one rewrites everything and trusts nothing (after a failure, at
+        start, and periodically)."""
         ...
 
     async def close(self) -> None:

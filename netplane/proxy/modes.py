@@ -10,6 +10,7 @@ ALL = ("userspace", "iptables", "ipvs")
 # mode -> "module:class"; a mode missing here is not built yet.
 BACKENDS = {
     "userspace": "netplane.proxy_userspace.backend:UserspaceBackend",
+    "iptables": "netplane.proxy_iptables.backend:IptablesBackend",
 }
 
 

@@ -119,7 +119,7 @@ class Proxier:
             return
         start = time.perf_counter()
         try:
-            stats = await self.backend.sync(update.state, None if full else update.changes)
+            stats = await self.backend.sync(update.state, update.changes, full=full)
         except BaseException:
             self.metrics.sync_failures.inc()
             raise

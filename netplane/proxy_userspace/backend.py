@@ -150,8 +150,8 @@ class UserspaceBackend:
 
     # -- the Backend protocol --------------------------------------------------------------
 
-    async def sync(self, state: ProxyState, changes: StateChange | None) -> SyncStats:
-        names = set(state.services) | set(self.ports) if changes is None else changes.changed
+    async def sync(self, state: ProxyState, changes: StateChange, *, full: bool) -> SyncStats:
+        names = set(state.services) | set(self.ports) if full else changes.changed
         new_udp: list[str] = []
         closed = 0
         for spn in names:
@@ -175,8 +175,8 @@ class UserspaceBackend:
                     new_udp += [ip for ip in port.external_ips if ":" not in ip]
             entry.port = port
             closed += self._update_endpoints(entry, state.endpoints_for(spn))
-        await self._program_vips(full=changes is None)
-        await self._program_portals(full=changes is None)
+        await self._program_vips(full=full)
+        await self._program_portals(full=full)
         if new_udp:
             # Flows to an external IP redirected to an earlier listener (of a restarted
             # proxy, or a re-created service) would keep clients sending to a closed port.

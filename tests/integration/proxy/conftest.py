@@ -29,7 +29,7 @@ from kubernetes import config as k8s_config
 from control.apiserver.process import ApiServerProcess
 from control.kubelet.network import NodeNetworkConfig, PodNetwork
 from control.kubelet.runtime import processes_in_netns
-from netplane.kernel import links
+from netplane.kernel import links, sysctl
 from netplane.kernel import netns as ns
 from tests.apiserver_relay import Relay
 
@@ -125,11 +125,12 @@ class ProxyNode:
             eventually(lambda: pod.run(http_get, pod.ip, HTTP_PORT) == name, f"backend {name} to serve")
         return pod
 
-    def start_proxy(self, *extra: str) -> None:
+    def start_proxy(self, *extra: str, mode: str = "userspace") -> None:
         self.proxy_log = self.tmp / "proxy.log"
         argv = ["nsenter", f"--net={ns.path(self.netns)}", "--", sys.executable, "-m", "netplane.cli.main",
-                "-v", "proxy", "--mode", "userspace", "--kubeconfig", str(self.apiserver.kubeconfig),
-                "--node-name", NODE_NAME, "--min-sync-period", "0", "--sync-period", "10s", *extra]
+                "-v", "proxy", "--mode", mode, "--kubeconfig", str(self.apiserver.kubeconfig),
+                "--node-name", NODE_NAME, "--min-sync-period", "0", "--sync-period", "10s",
+                "--cluster-cidr", POD_CIDR, *extra]
         with self.proxy_log.open("ab") as out:
             self.proxy = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -232,6 +233,7 @@ def node(apiserver: ApiServerProcess, tmp_path_factory: pytest.TempPathFactory) 
         # ClusterIP is routed before the nat OUTPUT hook redirects it to the proxy.
         subprocess.run(["ip", "-n", node_ns, "route", "replace", "default", "dev", network.node.bridge],
                        check=True)
+        sysctl.write(node_ns, "net.ipv4.ip_forward", "1")  # a node routes its pods' traffic
         node.client = node.add_pod("client", serve=False)
         yield node
     finally:
