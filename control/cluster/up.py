@@ -59,7 +59,7 @@ class ClusterError(Exception):
 class UpOptions:
     state_dir: Path
     nodes: int = 2
-    proxy_mode: str = "userspace"
+    proxy_mode: str = "iptables"
     api_port: int = 6443
     ready_timeout: float = 120.0
     node_monitor_grace_period: str = "40s"

@@ -17,7 +17,7 @@ def register(sub: Any) -> None:
                         "the apiserver, scheduler, controller-manager and a kubelet per node, and "
                         "waits until every node is Ready. Ctrl-C (or `netplane down`) removes it all.")
     up.add_argument("--nodes", type=int, default=2)
-    up.add_argument("--proxy-mode", choices=("userspace", "iptables", "ipvs"), default="userspace",
+    up.add_argument("--proxy-mode", choices=("userspace", "iptables", "ipvs"), default="iptables",
                     help="the data plane of every node's proxy")
     up.add_argument("--state-dir", type=Path, default=_DEFAULT_STATE)
     up.add_argument("--api-port", type=int, default=6443, help="the apiserver's port on 127.0.0.1")

@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
         "so that ClusterIPs, NodePorts and external IPs reach the services' endpoints, with "
         "kube-proxy's semantics and names. Serves /healthz and /livez (kube-proxy's meaning) "
         "and Prometheus /metrics.")
-    p.add_argument("--mode", choices=modes.ALL, default="userspace", help="the data plane")
+    p.add_argument("--mode", choices=modes.ALL, default="iptables",
+                   help="the data plane (iptables, kube-proxy's default)")
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig of the apiserver")
     p.add_argument("--node-name", default=os.uname().nodename,
                    help="this node's name (decides which endpoints are local)")

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -53,22 +55,33 @@ def eventually(check: Callable[[], T | None], what: str, timeout: float = 90.0) 
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
-    before = _host_state()
-    state = tmp_path_factory.mktemp("cluster") / "state"
+@contextlib.contextmanager
+def running_cluster(state: Path, *extra: str) -> Iterator[Layout]:
+    """`netplane up --nodes 2 --detach` with `extra` flags; `netplane down` afterwards, which
+    must remove every namespace it made."""
     up = subprocess.run([*NETPLANE, "up", "--nodes", "2", "--detach", "--state-dir", str(state),
-                         "--api-port", str(free_port()), "--node-monitor-grace-period", "8s"],
+                         "--api-port", str(free_port()), "--node-monitor-grace-period", "8s", *extra],
                         capture_output=True, text=True, timeout=300)
     try:
         assert up.returncode == 0, f"netplane up failed:\n{up.stdout}\n{up.stderr}"
         assert "export KUBECONFIG=" in up.stdout
         yield Layout(state)
     finally:
+        record = Layout(state).read_record()
         down = subprocess.run([*NETPLANE, "down", "--state-dir", str(state)],
                               capture_output=True, text=True, timeout=300)
         assert down.returncode == 0, down.stderr
-        assert _host_state() == before, "netplane down left namespaces or links behind"
+        if record is not None:
+            left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            assert f"np-{record.cluster_id}-" not in left, "netplane down left namespaces behind"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
+    before = _host_state()
+    with running_cluster(tmp_path_factory.mktemp("cluster") / "state") as layout:
+        yield layout
+    assert _host_state() == before, "netplane down left namespaces or links behind"
 
 
 @pytest.fixture(scope="session")
