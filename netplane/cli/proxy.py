@@ -29,7 +29,10 @@ def register(sub: Any) -> None:
     p.add_argument("--min-sync-period", type=parse_duration, default=1.0,
                    help="at most one sync per this long; changes in between are coalesced")
     p.add_argument("--sync-period", type=parse_duration, default=30.0,
-                   help="a full resync at least this often")
+                   help="a sync at least this often (backends check their state); /healthz fails "
+                   "after twice this without applying a queued change")
+    p.add_argument("--full-sync-period", type=parse_duration, default=3600.0,
+                   help="a full resync (rewrite everything, trust nothing) this often")
     p.add_argument("--healthz-bind-address", default="0.0.0.0:10256",
                    help="IP:PORT of /healthz and /livez; port 0 disables")
     p.add_argument("--metrics-bind-address", default="127.0.0.1:10249",
@@ -181,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     except ProxyError as exc:
         raise CliError(str(exc), 2) from exc
     options = ProxyOptions(node_name=args.node_name, min_sync_period=args.min_sync_period,
-                           sync_period=args.sync_period, healthz_bind_address=hz_host,
+                           sync_period=args.sync_period, full_sync_period=args.full_sync_period,
+                           healthz_bind_address=hz_host,
                            healthz_port=hz_port, metrics_bind_address=m_host, metrics_port=m_port)
     _raise_fd_limit()
     backend = build_backend(args.mode, args)

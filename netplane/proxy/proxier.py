@@ -32,6 +32,7 @@ class ProxyOptions:
     node_name: str
     min_sync_period: float = 1.0
     sync_period: float = 30.0
+    full_sync_period: float = 3600.0
     healthz_bind_address: str = "0.0.0.0"
     healthz_port: int = 10256
     metrics_bind_address: str = "127.0.0.1"
@@ -77,7 +78,7 @@ class Proxier:
         self.health = ProxierHealth(timeout=2 * options.sync_period)
         self.service_health = ServiceHealthServers()
         self.runner = SyncRunner(self._sync, min_interval=options.min_sync_period,
-                                 max_interval=options.sync_period)
+                                 max_interval=options.sync_period, full_interval=options.full_sync_period)
         self.services: Informer[Service] = Informer(
             client, "/api/v1/services", decode=lambda raw: decode(Service, raw))
         self.slices: Informer[EndpointSlice] = Informer(
@@ -114,9 +115,6 @@ class Proxier:
         update = self.tracker.take()
         self.metrics.service_changes_pending.set(0)
         self.metrics.endpoint_changes_pending.set(0)
-        if not full and update.changes.is_empty:
-            self.health.updated()
-            return
         start = time.perf_counter()
         try:
             stats = await self.backend.sync(update.state, update.changes, full=full)

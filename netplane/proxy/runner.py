@@ -1,10 +1,12 @@
 """When the proxy syncs: kube-proxy's BoundedFrequencyRunner.
 
 A change is applied as soon as `min_interval` has passed since the last sync began (so a
-burst of events costs one sync, and a quiet cluster sees a change at once); a full resync
-runs every `max_interval` whatever happens; a failed sync is retried after a back-off
-that doubles up to `max_interval`, and the retry is a full one, since a failed partial
-sync leaves the data plane in an unknown state. Syncs never overlap.
+burst of events costs one sync, and a quiet cluster sees a change at once); a sync runs
+at least every `max_interval` (kube-proxy's --sync-period: backends check their state
+then), and a full one every `full_interval` (kube-proxy's hour since 1.28: rewriting
+everything is expensive at scale); a failed sync is retried after a back-off that doubles
+up to `max_interval`, and the retry is a full one, since a failed partial sync leaves the
+data plane in an unknown state. Syncs never overlap.
 
 `Schedule` holds the decisions and is pure (times are passed in); `SyncRunner` is the
 asyncio loop around it.
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 class Schedule:
     min_interval: float
     max_interval: float
+    full_interval: float | None = None  # None: every periodic sync is full
     backoff_start: float = 1.0
     last_start: float | None = None
+    last_full: float | None = None
     pending: bool = False
     full_pending: bool = True  # the first sync is a full one
     retry_at: float | None = None
@@ -51,9 +55,12 @@ class Schedule:
 
     def start(self, now: float) -> bool:
         """A sync starts now; returns whether it must be a full one."""
-        full = (self.full_pending or self.retry_at is not None or self.last_start is None
-                or now >= self.last_start + self.max_interval)
+        every = self.full_interval if self.full_interval is not None else self.max_interval
+        full = (self.full_pending or self.retry_at is not None or self.last_full is None
+                or now >= self.last_full + every)
         self.last_start = now
+        if full:
+            self.last_full = now
         self.pending = self.full_pending = False
         self.retry_at = None
         return full
@@ -72,11 +79,11 @@ class SyncRunner:
     """Calls `sync(full)` per the schedule until cancelled."""
 
     def __init__(self, sync: Callable[[bool], Awaitable[None]], *, min_interval: float,
-                 max_interval: float, backoff_start: float = 1.0) -> None:
+                 max_interval: float, full_interval: float | None = None, backoff_start: float = 1.0) -> None:
         if min_interval < 0 or max_interval <= 0 or min_interval > max_interval:
             raise ValueError("need 0 <= min_interval <= max_interval and max_interval > 0")
         self._sync = sync
-        self.schedule = Schedule(min_interval, max_interval, backoff_start)
+        self.schedule = Schedule(min_interval, max_interval, full_interval, backoff_start)
         self._wake = asyncio.Event()
         self.syncs = 0
         self.running = False

@@ -14,7 +14,7 @@ IPv4 only, like one kube-proxy proxier of one family; IPv6 addresses are skipped
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from netplane.model import ProxyState, categorize_endpoints
 from netplane.model.servicemap import Endpoint, ServicePort, ServicePortName
@@ -57,15 +57,27 @@ class ServiceRules:
 
 @dataclass(frozen=True)
 class Rendered:
+    """One sync's restore input. `text` is one transaction: for a full render kube-proxy's
+    whole layout, for a partial one the difference from what the kernel holds. A full
+    render also comes split for nf_tables, whose restore time grows with the square of a
+    transaction's size: `chain_batches` (per-service chains, a batch of services each)
+    applied first, then `top` (the top-level chains, which only then point at them)."""
+
     text: str
+    full: bool
     active_chains: frozenset[str]
     stale_chains: tuple[str, ...]
     nat_rules: int
     filter_rules: int
     written_services: int
     large_cluster_mode: bool
-    no_local_internal: int = 0
-    no_local_external: int = 0
+    chain_batches: tuple[str, ...] = ()
+    top: str = ""
+
+    @property
+    def transactions(self) -> tuple[str, ...]:
+        """What to restore, in order, when applying in batches."""
+        return (*self.chain_batches, self.top) if self.full and self.top else (self.text,)
 
 
 def _ipv4(ip: str) -> bool:
@@ -229,83 +241,202 @@ def _to_endpoints(spn: str, svc: ServicePort, chain: str, endpoints: tuple[Endpo
     return out
 
 
-@dataclass
 class Renderer:
-    """Renders whole syncs, remembering each service port's lines for the next one."""
+    """Renders syncs, remembering each service port's lines: what the last render produced
+    (reused while the service is unchanged) and what the kernel holds (what a partial
+    render diffs against). `commit()` after a successful restore, `forget()` after a failed
+    one, which makes the next render a full one."""
 
-    options: RenderOptions
-    _memo: dict[ServicePortName, tuple[object, ServiceRules]] = field(default_factory=dict)
+    def __init__(self, options: RenderOptions) -> None:
+        self.options = options
+        self._memo: dict[ServicePortName, tuple[object, ServiceRules]] = {}
+        self._applied: dict[ServicePortName, ServiceRules] | None = None
+        self._pending: dict[ServicePortName, ServiceRules] | None = None
+
+    @property
+    def needs_full(self) -> bool:
+        return self._applied is None
+
+    def commit(self) -> None:
+        self._applied, self._pending = self._pending, None
+
+    def forget(self) -> None:
+        self._applied = self._pending = None
 
     def _service(self, name: ServicePortName, svc: ServicePort, eps: tuple[Endpoint, ...],
                  large: bool, unchanged: bool) -> ServiceRules:
         key = (svc, eps, large)
         hit = self._memo.get(name)
         # The tracker vouches for what did not change: no need to compare 10k endpoint
-        # tuples on every partial sync.
+        # tuples on every sync.
         if hit is not None and (unchanged or hit[0] == key):
             return hit[1]
         rules = render_service(name, svc, eps, self.options, large)
         self._memo[name] = (key, rules)
         return rules
 
-    def render(self, state: ProxyState, *, changed: Iterable[ServicePortName] | None = None,
-               known_chains: Iterable[str] = ()) -> Rendered:
-        """The restore input for `state`: everything when `changed` is None, else only the
-        per-service chains of `changed`. Chains in `known_chains` (from the kernel or the
-        last sync) that no service uses any more are flushed and deleted."""
-        opts = self.options
-        services = sorted((n, s) for n, s in state.services.items() if _ipv4(s.cluster_ip))
-        for stale in [n for n in self._memo if n not in state.services]:
-            del self._memo[stale]
-        total = sum(len(state.endpoints_for(n)) for n, _ in services)
-        large = total > opts.large_cluster_endpoints
-        write = None if changed is None else set(changed)
-        mark = opts.masquerade_mark
+    def _large(self, state: ProxyState) -> bool:
+        total = sum(len(e) for e in state.endpoints.values())
+        return total > self.options.large_cluster_endpoints
 
-        filter_rules: list[str] = []
-        nat_chains: list[str] = [f":{name} - [0:0]" for name in c.NAT_CHAINS]
-        masquerade = f'-A {c.POSTROUTING} -m comment --comment "kubernetes service traffic requiring SNAT" ' \
-                     f"-j MASQUERADE" + (" --random-fully" if opts.random_fully else "")
-        nat_rules: list[str] = [
-            f"-A {c.POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN",
-            f"-A {c.POSTROUTING} -j MARK --xor-mark {mark}",
-            masquerade,
-            f"-A {c.MARK_MASQ} -j MARK --or-mark {mark}",
-        ]
+    def render(self, state: ProxyState, *, changed: Iterable[ServicePortName] | None = None,
+               known_chains: Iterable[str] = (), batch_services: int = 0) -> Rendered:
+        """A full render when `changed` is None (or nothing was committed yet), else a
+        partial one of the service ports in `changed`. `known_chains`: chains that may
+        exist in the kernel (a full render: what iptables-save listed; a partial one:
+        leftovers of failed syncs); those no service uses are flushed and deleted."""
+        if changed is None or self._applied is None:
+            return self._render_full(state, set(known_chains), batch_services)
+        return self._render_partial(state, set(changed), set(known_chains))
+
+    # -- full: kube-proxy's layout --------------------------------------------------------
+
+    def _top_prelude(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        opts, mark = self.options, self.options.masquerade_mark
         filter_chains = [f":{name} - [0:0]" for name in c.FILTER_CHAINS]
+        filter_rules: list[str] = []
         if opts.localhost_nodeports:
             filter_chains.append(f":{c.KUBELET_FIREWALL} - [0:0]")
             filter_rules.append(f'-A {c.KUBELET_FIREWALL} -m comment --comment "block incoming localnet '
                                 'connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate '
                                 "RELATED,ESTABLISHED,DNAT -j DROP")
+        nat_chains = [f":{name} - [0:0]" for name in c.NAT_CHAINS]
+        masquerade = f'-A {c.POSTROUTING} -m comment --comment "kubernetes service traffic requiring SNAT" ' \
+                     f"-j MASQUERADE" + (" --random-fully" if opts.random_fully else "")
+        nat_rules = [f"-A {c.POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN",
+                     f"-A {c.POSTROUTING} -j MARK --xor-mark {mark}",
+                     masquerade,
+                     f"-A {c.MARK_MASQ} -j MARK --or-mark {mark}"]
+        return filter_chains, filter_rules, nat_chains, nat_rules
+
+    def _top_tail(self) -> tuple[list[str], list[str]]:
+        opts, mark = self.options, self.options.masquerade_mark
+        not_localhost = "" if opts.localhost_nodeports else " ! -d 127.0.0.0/8"
+        nat = [f"-A {c.SERVICES} -m comment --comment {NODEPORTS_COMMENT} -m addrtype "
+               f"--dst-type LOCAL{not_localhost} -j {c.NODEPORTS}"]
+        invalid = f"-A {c.FORWARD} -m conntrack --ctstate INVALID -j DROP"
+        filt = [] if opts.conntrack_tcp_liberal else [invalid]
+        filt.append(f'-A {c.FORWARD} -m comment --comment "kubernetes forwarding rules" '
+                    f"-m mark --mark {mark}/{mark} -j ACCEPT")
+        filt.append(f'-A {c.FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m '
+                    "conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+        return nat, filt
+
+    def _render_full(self, state: ProxyState, known: set[str], batch_services: int) -> Rendered:
+        services = sorted((n, s) for n, s in state.services.items() if _ipv4(s.cluster_ip))
+        for gone in [n for n in self._memo if n not in state.services]:
+            del self._memo[gone]
+        large = self._large(state)
+        filter_chains, filter_rules, nat_chains, nat_rules = self._top_prelude()
+        top_nat_chains, top_nat_rules = list(nat_chains), list(nat_rules)
+        applied: dict[ServicePortName, ServiceRules] = {}
         active: set[str] = set()
-        written = no_local_int = no_local_ext = 0
-        for name, svc in services:
-            unchanged = write is not None and name not in write
-            rules = self._service(name, svc, state.endpoints_for(name), large, unchanged)
+        batches: list[str] = []
+        batch_lines: tuple[list[str], list[str]] = ([], [])
+        for i, (name, svc) in enumerate(services):
+            rules = self._service(name, svc, state.endpoints_for(name), large, False)
+            applied[name] = rules
             active.update(rules.active_chains)
             nat_rules.extend(rules.head)
+            top_nat_rules.extend(rules.head)
             filter_rules.extend(rules.filter)
-            no_local_int += rules.no_local_internal
-            no_local_ext += rules.no_local_external
-            if not unchanged:
-                nat_chains.extend(rules.chains)
-                nat_rules.extend(rules.body)
+            nat_chains.extend(rules.chains)
+            nat_rules.extend(rules.body)
+            if batch_services:
+                batch_lines[0].extend(rules.chains)
+                batch_lines[1].extend(rules.body)
+                if (i + 1) % batch_services == 0 or i == len(services) - 1:
+                    batches.append(self._batch(*batch_lines, first=not batches, known=known))
+                    batch_lines = ([], [])
+        stale = tuple(sorted(ch for ch in known - active if c.is_service_chain(ch)))
+        for chains, rules in ((nat_chains, nat_rules), (top_nat_chains, top_nat_rules)):
+            chains.extend(f":{ch} - [0:0]" for ch in stale)
+            rules.extend(f"-X {ch}" for ch in stale)
+        tail_nat, tail_filter = self._top_tail()
+        nat_rules += tail_nat
+        top_nat_rules += tail_nat
+        filter_rules += tail_filter
+        text = _tables(("filter", filter_chains, filter_rules), ("nat", nat_chains, nat_rules))
+        top = _tables(("filter", filter_chains, filter_rules), ("nat", top_nat_chains, top_nat_rules)) \
+            if batch_services else ""
+        self._pending = applied
+        return Rendered(text, True, frozenset(active), stale, nat_rules=len(nat_rules),
+                        filter_rules=len(filter_rules), written_services=len(services),
+                        large_cluster_mode=large, chain_batches=tuple(batches), top=top)
+
+    def _batch(self, chains: list[str], rules: list[str], *, first: bool, known: set[str]) -> str:
+        # Service chains jump to KUBE-MARK-MASQ: on a first start it must be created before
+        # them; when it exists, declaring it again would flush its rule mid-resync.
+        prelude: list[str] = []
+        if first and c.MARK_MASQ not in known:
+            mark = self.options.masquerade_mark
+            prelude = [f":{c.MARK_MASQ} - [0:0]", f"-A {c.MARK_MASQ} -j MARK --or-mark {mark}"]
+        return _tables(("nat", [*prelude[:1], *chains], [*prelude[1:], *rules]))
+
+    # -- partial: the difference from what the kernel holds -------------------------------
+
+    def _render_partial(self, state: ProxyState, changed: set[ServicePortName], known: set[str]) -> Rendered:
+        assert self._applied is not None
+        applied = dict(self._applied)
+        large = self._large(state)
+        nat_del: list[str] = []
+        nat_add: list[str] = []
+        filter_del: list[str] = []
+        filter_add: list[str] = []
+        decls: list[str] = []
+        bodies: list[str] = []
+        dropped: set[str] = set()
+        written = 0
+        for name in sorted(changed):
+            old = applied.pop(name, None)
+            svc = state.services.get(name)
+            new = None
+            if svc is not None and _ipv4(svc.cluster_ip):
+                new = self._service(name, svc, state.endpoints_for(name), large, False)
+                applied[name] = new
+                decls.extend(new.chains)
+                bodies.extend(new.body)
                 written += 1
-        stale = tuple(sorted(ch for ch in set(known_chains) - active if c.is_service_chain(ch)))
-        nat_chains.extend(f":{ch} - [0:0]" for ch in stale)
-        nat_rules.extend(f"-X {ch}" for ch in stale)
-        not_localhost = "" if opts.localhost_nodeports else " ! -d 127.0.0.0/8"
-        nat_rules.append(f"-A {c.SERVICES} -m comment --comment {NODEPORTS_COMMENT} -m addrtype "
-                         f"--dst-type LOCAL{not_localhost} -j {c.NODEPORTS}")
-        if not opts.conntrack_tcp_liberal:
-            filter_rules.append(f"-A {c.FORWARD} -m conntrack --ctstate INVALID -j DROP")
-        filter_rules.append(f'-A {c.FORWARD} -m comment --comment "kubernetes forwarding rules" '
-                            f"-m mark --mark {mark}/{mark} -j ACCEPT")
-        filter_rules.append(f'-A {c.FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m '
-                            "conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
-        text = "\n".join(["*filter", *filter_chains, *filter_rules, "COMMIT",
-                          "*nat", *nat_chains, *nat_rules, "COMMIT"]) + "\n"
-        return Rendered(text, frozenset(active), stale, nat_rules=len(nat_rules),
-                        filter_rules=len(filter_rules), written_services=written, large_cluster_mode=large,
-                        no_local_internal=no_local_int, no_local_external=no_local_ext)
+            else:
+                self._memo.pop(name, None)
+            old_head, new_head = (old.head if old else ()), (new.head if new else ())
+            nat_del += [line for line in old_head if line not in new_head]
+            nat_add += [line for line in new_head if line not in old_head]
+            old_filter, new_filter = (old.filter if old else ()), (new.filter if new else ())
+            filter_del += [line for line in old_filter if line not in new_filter]
+            filter_add += [line for line in new_filter if line not in old_filter]
+            if old is not None:
+                dropped.update(set(old.active_chains) - set(new.active_chains if new else ()))
+        # Known leftovers only go if no current service uses them.
+        candidates = dropped | {ch for ch in known if c.is_service_chain(ch)}
+        in_use = {ch for rules in applied.values() for ch in rules.active_chains} if known else set()
+        if new_active := {ch for name in changed if (r := applied.get(name)) for ch in r.active_chains}:
+            in_use |= new_active
+        stale = tuple(sorted(candidates - in_use))
+        sections = []
+        if filter_del or filter_add:
+            sections.append(("filter", [], [*_deletes(filter_del), *filter_add]))
+        # Rule deletions first (they may reference chains about to go), new chains' rules,
+        # then the new references to them, and last the stale chains' removal. New
+        # top-level rules are appended: after KUBE-SERVICES' node-port rule until the next
+        # full sync, which is harmless since KUBE-NODEPORTS returns what it does not match.
+        sections.append(("nat", [*decls, *(f":{ch} - [0:0]" for ch in stale)],
+                         [*_deletes(nat_del), *bodies, *nat_add, *(f"-X {ch}" for ch in stale)]))
+        text = _tables(*sections)
+        self._pending = applied
+        active = frozenset(ch for rules in applied.values() for ch in rules.active_chains) \
+            if (stale or dropped) else frozenset()
+        return Rendered(text, False, active, stale, nat_rules=len(nat_del) + len(nat_add) + len(bodies),
+                        filter_rules=len(filter_del) + len(filter_add), written_services=written,
+                        large_cluster_mode=large)
+
+
+def _deletes(lines: Iterable[str]) -> list[str]:
+    return ["-D" + line[2:] for line in lines]
+
+
+def _tables(*sections: tuple[str, list[str], list[str]]) -> str:
+    out: list[str] = []
+    for table, chains, rules in sections:
+        out += [f"*{table}", *chains, *rules, "COMMIT"]
+    return "\n".join(out) + "\n"

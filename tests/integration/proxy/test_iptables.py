@@ -166,6 +166,15 @@ def test_a_udp_client_follows_its_endpoint_when_it_is_replaced(proxy: ProxyNode,
         sock.close()
 
 
+def test_tables_flushed_behind_the_proxys_back_are_rebuilt(proxy: ProxyNode) -> None:
+    names = {b.name for b in proxy.backends}
+    for args in (["-t", "nat", "-F"], ["-t", "mangle", "-X", "KUBE-PROXY-CANARY"]):
+        subprocess.run(["ip", "netns", "exec", proxy.netns, "iptables", *args], check=True)
+    # The next periodic sync (--sync-period 10s here) finds the canary gone: a full sync.
+    eventually(lambda: set(_answers(proxy, WEB_IP, 80, 30)) == names, "the service to answer again",
+               timeout=60)
+
+
 def test_a_restart_keeps_established_connections_and_duplicates_nothing(proxy: ProxyNode) -> None:
     assert proxy.client is not None
     before = proxy.iptables_save()

@@ -54,6 +54,16 @@ def test_the_periodic_sync_is_full() -> None:
     assert s.start(130.0) is True
 
 
+def test_with_a_full_interval_periodic_syncs_are_partial_until_it_passes() -> None:
+    s = Schedule(min_interval=1, max_interval=30, full_interval=3600)
+    assert s.start(0.0) is True
+    s.finished(0.1, ok=True)
+    assert s.due() == 30.0
+    assert s.start(30.0) is False, "kube-proxy's periodic sync: not a full one"
+    s.finished(30.1, ok=True)
+    assert s.start(3600.0) is True, "the hourly full sync"
+
+
 def test_a_failure_is_retried_with_doubling_back_off_and_a_full_sync() -> None:
     s = Schedule(min_interval=1, max_interval=10, backoff_start=1)
     s.start(100.0)
