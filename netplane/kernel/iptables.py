@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 VARIANTS = ("nft", "legacy")
@@ -78,6 +79,26 @@ class Iptables:
         _, err = await proc.communicate(text.encode())
         if proc.returncode != 0:
             raise IptablesError(_explain(argv[0], err.decode(errors="replace"), text))
+
+    async def restore_stream(self, pieces: Iterable[str], *, noflush: bool = True) -> None:
+        """One restore whose input is written as `pieces` are produced: the parse of what
+        is written overlaps the production of the rest."""
+        argv = self.command("restore") + (["--noflush"] if noflush else [])
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stderr is not None
+        sent: list[str] = []
+        try:
+            for piece in pieces:
+                sent.append(piece)
+                proc.stdin.write(piece.encode())
+                await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it stopped reading: its exit status and stderr say why
+        err = await proc.stderr.read()
+        if await proc.wait() != 0:
+            raise IptablesError(_explain(argv[0], err.decode(errors="replace"), "".join(sent)))
 
     def restore_blocking(self, text: str, *, noflush: bool = True) -> None:
         argv = self.command("restore") + (["--noflush"] if noflush else [])

@@ -22,6 +22,7 @@ import logging
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from netplane.kernel import conntrack
@@ -65,10 +66,36 @@ def jump_spec(comment: str, extra: tuple[str, ...], target: str) -> list[str]:
     return [*spec, "-j", target]
 
 
-def _saved_form(chain: str, spec: list[str]) -> str:
-    """How iptables-save prints a rule added with `spec` (quoted comments)."""
-    parts = [f'"{p}"' if " " in p else p for p in spec]
-    return f"-A {chain} " + " ".join(parts)
+def _quoted(spec: list[str]) -> str:
+    return " ".join(f'"{p}"' if " " in p else p for p in spec)
+
+
+def missing_jumps(saved: str) -> dict[str, list[str]]:
+    """kube-proxy's EnsureRule(Prepend) of each jump that `saved` (an iptables-save of all
+    tables) lacks, as restore lines per table, and the canary chain if it is missing."""
+    missing: dict[str, list[str]] = {}
+    for table, target, chain, comment, extra in c.JUMPS:
+        spec = _quoted(jump_spec(comment, extra, target))
+        if f"-A {chain} {spec}" not in saved:
+            missing.setdefault(table, []).append(f"-I {chain} 1 {spec}")
+    if f":{CANARY} " not in saved:
+        missing["mangle"] = [f":{CANARY} - [0:0]"]
+    return missing
+
+
+def with_jumps_and_canary(text: str, saved: str) -> str:
+    """`text` plus the missing jumps and canary, in their tables' sections."""
+    missing = missing_jumps(saved)
+    canary = missing.pop("mangle", None)
+    for table, lines in missing.items():
+        if f"*{table}\n" not in text:
+            text += f"*{table}\nCOMMIT\n"
+        head, sep, rest = text.partition(f"*{table}\n")
+        body, commit, tail = rest.partition("COMMIT\n")
+        text = head + sep + body + "\n".join(lines) + "\n" + commit + tail
+    if canary:
+        text += f"*mangle\n{canary[0]}\nCOMMIT\n"
+    return text
 
 
 class IptablesBackend:
@@ -83,7 +110,7 @@ class IptablesBackend:
         self.batch_services = batch_services
         self._renderer: Renderer | None = None
         self._last_state = ProxyState()
-        self.last_text = ""
+        self.last_transactions: tuple[str, ...] = ()
         self._warned_forwarding = False
 
     @property
@@ -108,11 +135,16 @@ class IptablesBackend:
             log.warning("the iptables tables were flushed behind the proxy's back: full sync")
             full = True
         full = full or renderer.needs_full
+        if full and ipt.variant == "legacy":
+            return await self._stream_full(state, changes)
         if full:
-            saved_nat = await ipt.save("nat")
-            batch = self.batch_services if ipt.variant == "nft" else 0
-            rendered = renderer.render(state, known_chains=chains_in(saved_nat, "nat"), batch_services=batch)
-            transactions = rendered.transactions if batch else (rendered.text,)
+            saved = await ipt.save()
+            rendered = renderer.render(state, known_chains=chains_in(saved, "nat"),
+                                       batch_services=self.batch_services)
+            # The jumps from the built-in chains and the canary ride in the last transaction:
+            # no `iptables` process per jump (each loads the whole table on legacy).
+            last = with_jumps_and_canary(rendered.transactions[-1], saved)
+            transactions = (*rendered.transactions[:-1], last)
         elif changes.is_empty:
             self._last_state = state
             return SyncStats(services=len(state.services), detail="nothing changed")
@@ -122,15 +154,12 @@ class IptablesBackend:
         try:
             for text in transactions:
                 await ipt.restore(text)
-            if full:
-                await ipt.restore(f"*mangle\n:{CANARY} - [0:0]\nCOMMIT\n")
         except IptablesError:
             renderer.forget()  # the kernel is in an unknown state: the retry is a full sync
             raise
         renderer.commit()
-        self.last_text = transactions[-1]
+        self.last_transactions = transactions
         if full:
-            await asyncio.to_thread(self._ensure_jumps)
             self._check_forwarding()
         cleared = await self._clear_conntrack(state, changes)
         self._last_state = state
@@ -142,6 +171,33 @@ class IptablesBackend:
                                 f"{rendered.nat_rules} nat and {rendered.filter_rules} filter rules, "
                                 f"{len(rendered.stale_chains)} stale chains removed, {cleared} UDP flows "
                                 f"cleared ({ipt.variant})")
+
+    async def _stream_full(self, state: ProxyState, changes: StateChange) -> SyncStats:
+        """A legacy full sync: legacy rewrites the whole table per transaction, so one
+        transaction, streamed into iptables-restore as it is rendered."""
+        ipt = self.iptables
+        saved = await ipt.save()
+        sent: list[str] = []
+
+        def pieces() -> Iterator[str]:
+            for piece in self.renderer.stream_full(state, known_chains=chains_in(saved, "nat"),
+                                                   extra=missing_jumps(saved)):
+                sent.append(piece)
+                yield piece
+
+        try:
+            await ipt.restore_stream(pieces())
+        except IptablesError:
+            self.renderer.forget()
+            raise
+        self.renderer.commit()
+        self.last_transactions = ("".join(sent),)
+        self._check_forwarding()
+        cleared = await self._clear_conntrack(state, changes)
+        self._last_state = state
+        endpoints = sum(len(e) for e in state.endpoints.values())
+        return SyncStats(services=len(state.services), endpoints=endpoints,
+                         detail=f"full sync streamed in 1 transaction, {cleared} UDP flows cleared (legacy)")
 
     async def _canary_alive(self) -> bool:
         proc = await asyncio.create_subprocess_exec(*self.iptables.command(""), "-t", "mangle", "-S", CANARY,
@@ -155,24 +211,6 @@ class IptablesBackend:
             log.warning("net.ipv4.ip_forward is 0 on this node: traffic to services from pods will be "
                         "dropped; enable forwarding")
             self._warned_forwarding = True
-
-    # -- jumps from the built-in chains ---------------------------------------------------
-
-    def _ensure_jumps(self) -> None:
-        """kube-proxy's EnsureRule(Prepend) for each jump, checked against one save per
-        table rather than one `iptables -C` per jump."""
-        ipt = self.iptables
-        saved = {table: ipt.save_blocking(table) for table in ("filter", "nat")}
-        for table, target, chain, comment, extra in c.JUMPS:
-            spec = jump_spec(comment, extra, target)
-            if _saved_form(chain, spec) in saved[table]:
-                continue
-            if ipt.run_blocking("-t", table, "-C", chain, *spec).returncode == 0:
-                continue
-            done = ipt.run_blocking("-t", table, "-I", chain, "1", *spec)
-            if done.returncode != 0:
-                raise IptablesError(f"cannot insert the jump to {target} in {table} {chain}: "
-                                    f"{done.stderr.strip()}")
 
     # -- conntrack hygiene ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ IPv4 only, like one kube-proxy proxier of one family; IPv6 addresses are skipped
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from netplane.model import ProxyState, categorize_endpoints
@@ -363,6 +363,46 @@ class Renderer:
         return Rendered(text, True, frozenset(active), stale, nat_rules=len(nat_rules),
                         filter_rules=len(filter_rules), written_services=len(services),
                         large_cluster_mode=large, chain_batches=tuple(batches), top=top)
+
+    def stream_full(self, state: ProxyState, *, known_chains: Iterable[str] = (),
+                    extra: dict[str, list[str]] | None = None,
+                    chunk_services: int = 200) -> Iterator[str]:
+        """A full render as one transaction, yielded in pieces so that it can be fed to
+        iptables-restore while the rest is rendered (the kernel-side parse runs on the other
+        core). Same kernel state as `render`, another order: nat first, each service's
+        chain declarations right before its rules; `extra` lines (per table) go last in
+        their table. Sets what `commit()` then records."""
+        known = set(known_chains)
+        extra = extra or {}
+        services = sorted((n, s) for n, s in state.services.items() if _ipv4(s.cluster_ip))
+        for gone in [n for n in self._memo if n not in state.services]:
+            del self._memo[gone]
+        large = self._large(state)
+        filter_chains, filter_rules, nat_chains, nat_rules = self._top_prelude()
+        yield "\n".join(["*nat", *nat_chains, *nat_rules]) + "\n"
+        applied: dict[ServicePortName, ServiceRules] = {}
+        active: set[str] = set()
+        piece: list[str] = []
+        for i, (name, svc) in enumerate(services):
+            rules = self._service(name, svc, state.endpoints_for(name), large, False)
+            applied[name] = rules
+            active.update(rules.active_chains)
+            piece += rules.chains
+            piece += rules.head
+            piece += rules.body
+            filter_rules.extend(rules.filter)
+            if (i + 1) % chunk_services == 0:
+                yield "\n".join(piece) + "\n"
+                piece = []
+        stale = sorted(ch for ch in known - active if c.is_service_chain(ch))
+        tail_nat, tail_filter = self._top_tail()
+        piece += [f":{ch} - [0:0]" for ch in stale]
+        piece += [f"-X {ch}" for ch in stale]
+        yield "\n".join([*piece, *tail_nat, *extra.get("nat", []), "COMMIT"]) + "\n"
+        others = ((table, [], lines) for table, lines in extra.items() if table not in ("nat", "filter"))
+        filter_all = [*filter_rules, *tail_filter, *extra.get("filter", [])]
+        yield _tables(("filter", filter_chains, filter_all), *others)
+        self._pending = applied
 
     def _batch(self, chains: list[str], rules: list[str], *, first: bool, known: set[str]) -> str:
         # Service chains jump to KUBE-MARK-MASQ: on a first start it must be created before

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import shlex
 
-BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
+BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+           "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")}
 
 
 class RestoreError(Exception):
@@ -37,7 +38,8 @@ class FakeTables:
                 work[line[1:].split()[0]] = []
             else:
                 words = shlex.split(line)
-                op, chain, spec = words[0], words[1], " ".join(words[2:])
+                op, chain = words[0], words[1]
+                spec = " ".join(f'"{w}"' if " " in w else w for w in words[2:])
                 if chain not in work:
                     raise RestoreError(f"line {n}: chain {chain} does not exist")
                 target = words[words.index("-j") + 1] if "-j" in words else ""
@@ -46,7 +48,8 @@ class FakeTables:
                 if op == "-A":
                     work[chain].append(spec)
                 elif op == "-I":
-                    work[chain].insert(int(words[2]) - 1, " ".join(words[3:]))
+                    inserted = " ".join(f'"{w}"' if " " in w else w for w in words[3:])
+                    work[chain].insert(int(words[2]) - 1, inserted)
                 elif op == "-D":
                     if spec not in work[chain]:
                         raise RestoreError(f"line {n}: no such rule to delete: {line}")

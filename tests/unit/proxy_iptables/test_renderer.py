@@ -186,3 +186,15 @@ def test_without_a_cluster_cidr_no_masquerade_rule_guards_the_cluster_ip() -> No
     assert "! -s" not in text
     text = Renderer(RenderOptions(node_name="node-1", masquerade_all=True)).render(_state(_web(1))).text
     assert re.search(r'cluster IP" -m tcp -p tcp -d \S+ --dport 80 -j KUBE-MARK-MASQ', text)
+
+
+def test_a_streamed_full_render_leaves_what_the_kube_proxy_layout_leaves() -> None:
+    kinds = ("ClusterIP", "NodePort")
+    objects = [o for i in range(9) for o in _web(i % 4, name=f"svc{i}", kind=kinds[i % 2])]
+    one, streamed = FakeTables(), FakeTables()
+    one.restore(Renderer(OPTIONS).render(_state(objects)).text)
+    r = Renderer(OPTIONS)
+    streamed.restore("".join(r.stream_full(_state(objects), chunk_services=2)))
+    r.commit()
+    assert streamed.snapshot() == one.snapshot()
+    assert not r.needs_full, "a streamed render is committed like any other"
