@@ -16,7 +16,7 @@ from netplane.model.meta import IntOrString, decode
 DEFAULT_STICKY_MAX_AGE_SECONDS = 10800
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ServicePortName:
     """One port of one Service; `port` is the port's *name* ("" for an unnamed port)."""
 
@@ -31,7 +31,7 @@ class ServicePortName:
         return f"{self.namespace}/{self.name}{suffix}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ServicePort:
     """What a proxy needs to program one service port (kube-proxy's BaseServicePortInfo)."""
 
@@ -72,7 +72,7 @@ class ServicePort:
             self.external_policy_local and self.externally_accessible)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Endpoint:
     """One backend address of a service port (kube-proxy's BaseEndpointInfo)."""
 

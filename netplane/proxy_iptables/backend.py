@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 CANARY = "KUBE-PROXY-CANARY"
 BATCH_SERVICES = 250  # services per transaction of an nf_tables full sync (measured)
+DOOMED_BATCH = 1000  # chains out of use deleted at once when that many wait
 _TCP_LIBERAL = Path("/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal")
 _IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
@@ -147,7 +148,9 @@ class IptablesBackend:
             transactions = (*rendered.transactions[:-1], last)
         elif changes.is_empty:
             self._last_state = state
-            return SyncStats(services=len(state.services), detail="nothing changed")
+            deleted = await self._delete_doomed()
+            return SyncStats(services=len(state.services),
+                             detail=f"nothing changed, {deleted} chains out of use deleted")
         else:
             rendered = renderer.render(state, changed=changes.changed)
             transactions = (rendered.text,)
@@ -159,6 +162,8 @@ class IptablesBackend:
             raise
         renderer.commit()
         self.last_transactions = transactions
+        if len(renderer.doomed) > DOOMED_BATCH:
+            await self._delete_doomed()
         if full:
             self._check_forwarding()
         cleared = await self._clear_conntrack(state, changes)
@@ -198,6 +203,21 @@ class IptablesBackend:
         endpoints = sum(len(e) for e in state.endpoints.values())
         return SyncStats(services=len(state.services), endpoints=endpoints,
                          detail=f"full sync streamed in 1 transaction, {cleared} UDP flows cleared (legacy)")
+
+    async def _delete_doomed(self) -> int:
+        """Deletes the chains partial syncs flushed: a chain deletion makes iptables-nft read
+        the whole table, so it is done in batches on quiet syncs, not per change."""
+        text = self.renderer.deletions()
+        if not text:
+            return 0
+        count = len(self.renderer.doomed)
+        try:
+            await self.iptables.restore(text)
+        except IptablesError:
+            self.renderer.forget()  # something else holds them: a full sync sorts it out
+            raise
+        self.renderer.deleted()
+        return count
 
     async def _canary_alive(self) -> bool:
         proc = await asyncio.create_subprocess_exec(*self.iptables.command(""), "-t", "mangle", "-S", CANARY,

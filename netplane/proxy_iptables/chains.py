@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from functools import lru_cache
 
 # Top-level chains.
 SERVICES = "KUBE-SERVICES"
@@ -26,14 +25,19 @@ FILTER_CHAINS = (SERVICES, EXTERNAL_SERVICES, FORWARD, NODEPORTS, PROXY_FIREWALL
 NAT_CHAINS = (SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ)
 
 
-@lru_cache(maxsize=1 << 18)
 def _hash(text: str) -> str:
     return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
 
 
+def port_hash(service_port: str, protocol: str) -> str:
+    """The hash the SVC/SVL/EXT/FW chains of a service port share; computed once per
+    service port by the renderer (no cache: the renderer keeps the names it made)."""
+    return _hash(service_port + protocol)
+
+
 def port_chain(prefix: str, service_port: str, protocol: str) -> str:
     """KUBE-SVC/SVL/EXT/FW-<hash> of a service port ("ns/name:port", "tcp")."""
-    return prefix + _hash(service_port + protocol)
+    return prefix + port_hash(service_port, protocol)
 
 
 def endpoint_chain(service_port: str, protocol: str, endpoint: str) -> str:

@@ -45,14 +45,25 @@ class ServiceRules:
 
     head: tuple[str, ...]
     filter: tuple[str, ...]
-    chains: tuple[str, ...]
-    body: tuple[str, ...]
+    chain_names: tuple[str, ...]
+    # The chains' rules as one string: at 10k services, 300k separate line objects cost
+    # ~15 MB more and are never needed one by one.
+    body: str
     no_local_internal: bool = False
     no_local_external: bool = False
 
     @property
-    def active_chains(self) -> list[str]:
-        return [line[1:].split(" ", 1)[0] for line in self.chains]
+    def active_chains(self) -> tuple[str, ...]:
+        return self.chain_names
+
+    @property
+    def chains(self) -> list[str]:
+        """The declaration lines of the service's chains."""
+        return [f":{name} - [0:0]" for name in self.chain_names]
+
+    @property
+    def body_lines(self) -> list[str]:
+        return [self.body] if self.body else []
 
 
 @dataclass(frozen=True)
@@ -93,10 +104,8 @@ def render_service(name: ServicePortName, svc: ServicePort, endpoints: Iterable[
     """The lines of one service port, in kube-proxy's order."""
     proto = svc.protocol.lower()
     spn = str(name)
-    cluster_chain = c.port_chain(c.SVC, spn, proto)
-    local_chain = c.port_chain(c.SVL, spn, proto)
-    ext_chain = c.port_chain(c.EXT, spn, proto)
-    fw_chain = c.port_chain(c.FW, spn, proto)
+    h = c.port_hash(spn, proto)
+    cluster_chain, local_chain, ext_chain, fw_chain = c.SVC + h, c.SVL + h, c.EXT + h, c.FW + h
     eps = tuple(ep for ep in endpoints if _ipv4(ep.ip))
     cat = categorize_endpoints(eps, svc, opts.node_name)
     has_endpoints = cat.has_any_endpoints
@@ -169,7 +178,7 @@ def render_service(name: ServicePortName, svc: ServicePort, endpoints: Iterable[
         filt.append(f'-A {c.NODEPORTS} -m comment --comment "{spn} health check node port" -m tcp -p tcp '
                     f"--dport {svc.health_check_node_port} -j ACCEPT")
 
-    decls: list[str] = []
+    decls: list[str] = []  # chain names, declared in this order
     body: list[str] = []
     if has_internal:
         args = f'-m comment --comment "{spn} cluster IP" {match} -d {cip} --dport {port}'
@@ -180,7 +189,7 @@ def render_service(name: ServicePortName, svc: ServicePort, endpoints: Iterable[
             # node) may bounce off-node: masquerade it.
             body.append(f"-A {internal_chain} {args} ! -s {opts.cluster_cidr} -j {c.MARK_MASQ}")
     if uses_ext_chain:
-        decls.append(f":{ext_chain} - [0:0]")
+        decls.append(ext_chain)
         if not svc.external_policy_local:
             body.append(f'-A {ext_chain} -m comment --comment "masquerade traffic for {spn} external '
                         f'destinations" -j {c.MARK_MASQ}')
@@ -197,7 +206,7 @@ def render_service(name: ServicePortName, svc: ServicePort, endpoints: Iterable[
         if has_external:
             body.append(f"-A {ext_chain} -j {external_policy_chain}")
     if uses_fw_chain:
-        decls.append(f":{fw_chain} - [0:0]")
+        decls.append(fw_chain)
         fw_args = f'-A {fw_chain} -m comment --comment "{spn} loadbalancer IP"'
         for cidr in svc.load_balancer_source_ranges:
             body.append(f"{fw_args} -s {cidr} -j {ext_chain}")
@@ -205,19 +214,19 @@ def render_service(name: ServicePortName, svc: ServicePort, endpoints: Iterable[
                     f'{c.PROXY_FIREWALL}"')
     ep_chain = {str(ep): c.endpoint_chain(spn, proto, str(ep)) for ep in cat.all_reachable}
     if uses_cluster_chain:
-        decls.append(f":{cluster_chain} - [0:0]")
+        decls.append(cluster_chain)
         body.extend(_to_endpoints(spn, svc, cluster_chain, cat.cluster, ep_chain, large))
     if uses_local_chain:
-        decls.append(f":{local_chain} - [0:0]")
+        decls.append(local_chain)
         body.extend(_to_endpoints(spn, svc, local_chain, cat.local, ep_chain, large))
     for ep in cat.all_reachable:
         chain = ep_chain[str(ep)]
-        decls.append(f":{chain} - [0:0]")
+        decls.append(chain)
         comment = "" if large else f" -m comment --comment {spn}"
         body.append(f"-A {chain}{comment} -s {ep.ip} -j {c.MARK_MASQ}")
         recent = f" -m recent --name {chain} --set" if svc.session_affinity_client_ip else ""
         body.append(f"-A {chain}{comment}{recent} {match} -j DNAT --to-destination {ep}")
-    return ServiceRules(tuple(head), tuple(filt), tuple(decls), tuple(body),
+    return ServiceRules(tuple(head), tuple(filt), tuple(decls), "\n".join(body),
                         no_local_internal=has_endpoints and not has_internal,
                         no_local_external=has_endpoints and not has_external)
 
@@ -252,6 +261,8 @@ class Renderer:
         self._memo: dict[ServicePortName, tuple[object, ServiceRules]] = {}
         self._applied: dict[ServicePortName, ServiceRules] | None = None
         self._pending: dict[ServicePortName, ServiceRules] | None = None
+        self._doomed: set[str] = set()
+        self._pending_doomed: set[str] | None = None
 
     @property
     def needs_full(self) -> bool:
@@ -259,9 +270,11 @@ class Renderer:
 
     def commit(self) -> None:
         self._applied, self._pending = self._pending, None
+        if self._pending_doomed is not None:
+            self._doomed, self._pending_doomed = self._pending_doomed, None
 
     def forget(self) -> None:
-        self._applied = self._pending = None
+        self._applied = self._pending = self._pending_doomed = None
 
     def _service(self, name: ServicePortName, svc: ServicePort, eps: tuple[Endpoint, ...],
                  large: bool, unchanged: bool) -> ServiceRules:
@@ -282,12 +295,11 @@ class Renderer:
     def render(self, state: ProxyState, *, changed: Iterable[ServicePortName] | None = None,
                known_chains: Iterable[str] = (), batch_services: int = 0) -> Rendered:
         """A full render when `changed` is None (or nothing was committed yet), else a
-        partial one of the service ports in `changed`. `known_chains`: chains that may
-        exist in the kernel (a full render: what iptables-save listed; a partial one:
-        leftovers of failed syncs); those no service uses are flushed and deleted."""
+        partial one of the service ports in `changed`. `known_chains` (a full render):
+        what iptables-save listed; those no service uses are flushed and deleted."""
         if changed is None or self._applied is None:
             return self._render_full(state, set(known_chains), batch_services)
-        return self._render_partial(state, set(changed), set(known_chains))
+        return self._render_partial(state, set(changed))
 
     # -- full: kube-proxy's layout --------------------------------------------------------
 
@@ -328,41 +340,44 @@ class Renderer:
             del self._memo[gone]
         large = self._large(state)
         filter_chains, filter_rules, nat_chains, nat_rules = self._top_prelude()
-        top_nat_chains, top_nat_rules = list(nat_chains), list(nat_rules)
         applied: dict[ServicePortName, ServiceRules] = {}
         active: set[str] = set()
+        # One transaction (kube-proxy's text), or batches of service chains and a `top`
+        # that holds only the top-level chains: never both, at 10k services each is 32 MB.
+        heads: list[str] = []
         batches: list[str] = []
-        batch_lines: tuple[list[str], list[str]] = ([], [])
+        batch: tuple[list[str], list[str]] = ([], [])
         for i, (name, svc) in enumerate(services):
             rules = self._service(name, svc, state.endpoints_for(name), large, False)
             applied[name] = rules
-            active.update(rules.active_chains)
-            nat_rules.extend(rules.head)
-            top_nat_rules.extend(rules.head)
+            active.update(rules.chain_names)
             filter_rules.extend(rules.filter)
-            nat_chains.extend(rules.chains)
-            nat_rules.extend(rules.body)
             if batch_services:
-                batch_lines[0].extend(rules.chains)
-                batch_lines[1].extend(rules.body)
+                heads.extend(rules.head)
+                batch[0].extend(rules.chains)
+                batch[1].extend(rules.body_lines)
                 if (i + 1) % batch_services == 0 or i == len(services) - 1:
-                    batches.append(self._batch(*batch_lines, first=not batches, known=known))
-                    batch_lines = ([], [])
+                    batches.append(self._batch(*batch, first=not batches, known=known))
+                    batch = ([], [])
+            else:
+                nat_rules.extend(rules.head)
+                nat_chains.extend(rules.chains)
+                nat_rules.extend(rules.body_lines)
+        nat_rules.extend(heads)
         stale = tuple(sorted(ch for ch in known - active if c.is_service_chain(ch)))
-        for chains, rules in ((nat_chains, nat_rules), (top_nat_chains, top_nat_rules)):
-            chains.extend(f":{ch} - [0:0]" for ch in stale)
-            rules.extend(f"-X {ch}" for ch in stale)
+        nat_chains.extend(f":{ch} - [0:0]" for ch in stale)
+        nat_rules.extend(f"-X {ch}" for ch in stale)
         tail_nat, tail_filter = self._top_tail()
         nat_rules += tail_nat
-        top_nat_rules += tail_nat
         filter_rules += tail_filter
         text = _tables(("filter", filter_chains, filter_rules), ("nat", nat_chains, nat_rules))
-        top = _tables(("filter", filter_chains, filter_rules), ("nat", top_nat_chains, top_nat_rules)) \
-            if batch_services else ""
         self._pending = applied
-        return Rendered(text, True, frozenset(active), stale, nat_rules=len(nat_rules),
-                        filter_rules=len(filter_rules), written_services=len(services),
-                        large_cluster_mode=large, chain_batches=tuple(batches), top=top)
+        self._doomed.clear()  # a full render deletes every stale chain the kernel has
+        rules_total = text.count("\n-A ") + sum(b.count("\n-A ") for b in batches)
+        return Rendered("" if batch_services else text, True, frozenset(active), stale,
+                        nat_rules=rules_total, filter_rules=len(filter_rules),
+                        written_services=len(services), large_cluster_mode=large,
+                        chain_batches=tuple(batches), top=text if batch_services else "")
 
     def stream_full(self, state: ProxyState, *, known_chains: Iterable[str] = (),
                     extra: dict[str, list[str]] | None = None,
@@ -386,10 +401,10 @@ class Renderer:
         for i, (name, svc) in enumerate(services):
             rules = self._service(name, svc, state.endpoints_for(name), large, False)
             applied[name] = rules
-            active.update(rules.active_chains)
+            active.update(rules.chain_names)
             piece += rules.chains
             piece += rules.head
-            piece += rules.body
+            piece += rules.body_lines
             filter_rules.extend(rules.filter)
             if (i + 1) % chunk_services == 0:
                 yield "\n".join(piece) + "\n"
@@ -403,6 +418,7 @@ class Renderer:
         filter_all = [*filter_rules, *tail_filter, *extra.get("filter", [])]
         yield _tables(("filter", filter_chains, filter_all), *others)
         self._pending = applied
+        self._doomed.clear()
 
     def _batch(self, chains: list[str], rules: list[str], *, first: bool, known: set[str]) -> str:
         # Service chains jump to KUBE-MARK-MASQ: on a first start it must be created before
@@ -415,7 +431,7 @@ class Renderer:
 
     # -- partial: the difference from what the kernel holds -------------------------------
 
-    def _render_partial(self, state: ProxyState, changed: set[ServicePortName], known: set[str]) -> Rendered:
+    def _render_partial(self, state: ProxyState, changed: set[ServicePortName]) -> Rendered:
         assert self._applied is not None
         applied = dict(self._applied)
         large = self._large(state)
@@ -426,6 +442,7 @@ class Renderer:
         decls: list[str] = []
         bodies: list[str] = []
         dropped: set[str] = set()
+        revived: set[str] = set()
         written = 0
         for name in sorted(changed):
             old = applied.pop(name, None)
@@ -435,7 +452,8 @@ class Renderer:
                 new = self._service(name, svc, state.endpoints_for(name), large, False)
                 applied[name] = new
                 decls.extend(new.chains)
-                bodies.extend(new.body)
+                bodies.extend(new.body_lines)
+                revived.update(new.chain_names)
                 written += 1
             else:
                 self._memo.pop(name, None)
@@ -446,29 +464,45 @@ class Renderer:
             filter_del += [line for line in old_filter if line not in new_filter]
             filter_add += [line for line in new_filter if line not in old_filter]
             if old is not None:
-                dropped.update(set(old.active_chains) - set(new.active_chains if new else ()))
-        # Known leftovers only go if no current service uses them.
-        candidates = dropped | {ch for ch in known if c.is_service_chain(ch)}
-        in_use = {ch for rules in applied.values() for ch in rules.active_chains} if known else set()
-        if new_active := {ch for name in changed if (r := applied.get(name)) for ch in r.active_chains}:
-            in_use |= new_active
-        stale = tuple(sorted(candidates - in_use))
+                dropped.update(set(old.chain_names) - set(new.chain_names if new else ()))
+        # Chains out of use are flushed now and deleted later, in a batch (`deletions`): a
+        # chain deletion makes iptables-nft read the whole table (~200 ms at 10k services),
+        # which an endpoint change must not wait for. One back in use is simply rewritten.
+        flushed = sorted(dropped - revived)
+        doomed = (self._doomed - revived) | set(flushed)
         sections = []
         if filter_del or filter_add:
             sections.append(("filter", [], [*_deletes(filter_del), *filter_add]))
-        # Rule deletions first (they may reference chains about to go), new chains' rules,
-        # then the new references to them, and last the stale chains' removal. New
-        # top-level rules are appended: after KUBE-SERVICES' node-port rule until the next
-        # full sync, which is harmless since KUBE-NODEPORTS returns what it does not match.
-        sections.append(("nat", [*decls, *(f":{ch} - [0:0]" for ch in stale)],
-                         [*_deletes(nat_del), *bodies, *nat_add, *(f"-X {ch}" for ch in stale)]))
+        # Rule deletions first (they may reference chains about to be flushed), the
+        # changed chains' rules, then the new references to them. New top-level rules are
+        # appended: after KUBE-SERVICES' node-port rule until the next full sync, which is
+        # harmless since KUBE-NODEPORTS returns what it does not match.
+        sections.append(("nat", [*decls, *(f":{ch} - [0:0]" for ch in flushed)],
+                         [*_deletes(nat_del), *bodies, *nat_add]))
         text = _tables(*sections)
         self._pending = applied
-        active = frozenset(ch for rules in applied.values() for ch in rules.active_chains) \
-            if (stale or dropped) else frozenset()
-        return Rendered(text, False, active, stale, nat_rules=len(nat_del) + len(nat_add) + len(bodies),
+        self._pending_doomed = doomed
+        return Rendered(text, False, frozenset(), tuple(flushed),
+                        nat_rules=len(nat_del) + len(nat_add) + sum(b.count("\n") + 1 for b in bodies),
                         filter_rules=len(filter_del) + len(filter_add), written_services=written,
                         large_cluster_mode=large)
+
+    # -- deferred deletion of chains out of use --------------------------------------------
+
+    @property
+    def doomed(self) -> frozenset[str]:
+        """Flushed chains that no rule uses, waiting to be deleted."""
+        return frozenset(self._doomed)
+
+    def deletions(self) -> str:
+        """The transaction that deletes the doomed chains ("" when there are none); call
+        `deleted()` once it is applied."""
+        if not self._doomed:
+            return ""
+        return _tables(("nat", [], [f"-X {ch}" for ch in sorted(self._doomed)]))
+
+    def deleted(self) -> None:
+        self._doomed.clear()
 
 
 def _deletes(lines: Iterable[str]) -> list[str]:
