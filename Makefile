@@ -10,7 +10,7 @@ DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps i
 # What the benchmarks compare against and load with (installed by their targets only).
 BENCH_DEBS := haproxy nginx-light wrk
 
-.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace clean
+.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables clean
 
 $(BIN)/netplane: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-cluster: deps venv
 
 bench-proxy-userspace: bench-deps venv
 	$(BIN)/python -m bench.proxy_userspace --out bench/results/proxy_userspace.json
+
+bench-proxy-iptables: deps venv
+	$(BIN)/python -m bench.proxy_iptables --out bench/results/proxy_iptables.json
 
 clean:
 	rm -rf $(VENV) state

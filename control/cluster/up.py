@@ -21,6 +21,7 @@ import socket
 import ssl
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from control.cluster import processes
+from control.cluster import addons, processes
 from control.cluster.layout import (
     CLUSTER_CIDR,
     CLUSTER_DNS_IP,
@@ -135,6 +136,45 @@ def _proxy_synced(node_netns: str) -> bool:
                    and float(line.split()[1]) > 0 for line in text.splitlines())
 
     return netns.run_in(node_netns, read)
+
+
+def _api_create(url: str, ca: Path, token: str, body: dict[str, Any]) -> None:
+    """POST `body`; an object that exists already (a restarted up) is left as it is."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:
+            raise ClusterError(f"creating {body['kind']} {body['metadata']['name']}: "
+                               f"{exc.code} {exc.read().decode(errors='replace')[:300]}") from exc
+
+
+def _start_addons(layout: Layout, record: ClusterRecord, url: str, ca: Path, token: str,
+                  timeout: float) -> None:
+    """Applies every add-on (control/cluster/addons) and waits for its Deployments."""
+    ctx = addons.AddonContext(cluster_id=record.cluster_id, cluster_dns_ip=CLUSTER_DNS_IP,
+                              cluster_domain=CLUSTER_DOMAIN, node_names=tuple(n.name for n in record.nodes),
+                              kubeconfig=str(layout.node_kubeconfig), state_dir=str(layout.state_dir))
+    deployments: list[tuple[str, str]] = []
+    for addon in addons.discover():
+        for obj in addon.manifests(ctx):
+            _api_create(url + addons.collection_path(obj), ca, token, obj)
+            if obj["kind"] == "Deployment":
+                deployments.append((obj["metadata"].get("namespace", "default"), obj["metadata"]["name"]))
+
+    def available() -> bool:
+        for namespace, name in deployments:
+            d = _api_get(f"{url}/apis/apps/v1/namespaces/{namespace}/deployments/{name}", ca, token)
+            if (d.get("status") or {}).get("availableReplicas", 0) < (d.get("spec") or {}).get("replicas", 1):
+                return False
+        return True
+
+    if deployments:
+        names = ", ".join(f"{ns}/{n}" for ns, n in deployments)
+        _wait(f"the add-ons to be available ({names})", available, timeout, record)
 
 
 def _node_kubeconfig(admin: dict[str, Any]) -> dict[str, Any]:
@@ -245,6 +285,7 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
     _wait(f"{len(record.nodes)} nodes to be Ready", nodes_ready, opts.ready_timeout, record)
     _wait("every node's proxy to sync", lambda: all(_proxy_synced(n.netns) for n in record.nodes),
           opts.ready_timeout, record)
+    _start_addons(layout, record, url, ca, token, opts.ready_timeout)
     (layout.state_dir / _READY_FILE).write_text(str(time.time()))
 
 
