@@ -470,15 +470,23 @@ class Renderer:
         # which an endpoint change must not wait for. One back in use is simply rewritten.
         flushed = sorted(dropped - revived)
         doomed = (self._doomed - revived) | set(flushed)
+        # Each table commits on its own, so the order of the tables is what a packet can see
+        # in between. A service's filter REJECT (no endpoints) is harmless next to its DNAT
+        # (DNAT comes first and the REJECT matches only the service address), but with
+        # neither a SYN to the service is routed nowhere and its client waits for a
+        # retransmission (measured: 0.5-1 s per endpoint change). So filter rules are added
+        # before the nat change and deleted after it.
         sections = []
-        if filter_del or filter_add:
-            sections.append(("filter", [], [*_deletes(filter_del), *filter_add]))
+        if filter_add:
+            sections.append(("filter", [], filter_add))
         # Rule deletions first (they may reference chains about to be flushed), the
         # changed chains' rules, then the new references to them. New top-level rules are
         # appended: after KUBE-SERVICES' node-port rule until the next full sync, which is
         # harmless since KUBE-NODEPORTS returns what it does not match.
         sections.append(("nat", [*decls, *(f":{ch} - [0:0]" for ch in flushed)],
                          [*_deletes(nat_del), *bodies, *nat_add]))
+        if filter_del:
+            sections.append(("filter", [], _deletes(filter_del)))
         text = _tables(*sections)
         self._pending = applied
         self._pending_doomed = doomed

@@ -114,6 +114,29 @@ def test_losing_every_endpoint_swaps_the_jump_for_a_reject() -> None:
     kernel.restore(empty.text)
 
 
+def _covered(kernel: FakeTables, ip: str) -> bool:
+    """Whether a SYN to `ip` is either DNATed or rejected (not routed nowhere)."""
+    dnat = any(f"-d {ip} " in rule and "-j KUBE-SVC-" in rule
+               for rule in kernel.tables["nat"]["KUBE-SERVICES"])
+    reject = any(f"-d {ip} " in rule and "-j REJECT" in rule
+                 for rule in kernel.tables["filter"].get("KUBE-SERVICES", []))
+    return dnat or reject
+
+
+@pytest.mark.parametrize(("before", "after"), [(0, 1), (1, 0), (2, 0), (0, 3)])
+def test_between_the_tables_commits_a_service_is_always_dnated_or_rejected(before: int, after: int) -> None:
+    r, kernel = Renderer(OPTIONS), FakeTables()
+    _committed(r, _web(before), kernel)
+    ip = _web(0)[0]["spec"]["clusterIP"]
+    assert _covered(kernel, ip)
+    text = r.render(_state(_web(after)), changed={WEB}).text
+    sections = [part + "COMMIT\n" for part in text.split("COMMIT\n") if part.strip()]
+    assert len(sections) > 1, "the change touches both tables"
+    for section in sections:
+        kernel.restore(section)
+        assert _covered(kernel, ip), f"after committing {section.splitlines()[0]}"
+
+
 def test_chains_of_removed_services_and_endpoints_are_flushed_and_deleted_in_a_full_sync() -> None:
     r = Renderer(OPTIONS)
     before = r.render(_state(_web(3) + _web(1, name="api")))
