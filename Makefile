@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 STATE_DIR ?= $(CURDIR)/state/cluster
 NODES ?= 2
 # Debian packages the tests and benchmarks use; installed only when root.
-DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl
+DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl nginx-light wrk
 # What the benchmarks compare against and load with (installed by their targets only).
-BENCH_DEBS := haproxy nginx-light wrk
+BENCH_DEBS := haproxy
 
-.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables clean
+.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-compare clean
 
 $(BIN)/netplane: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-cluster: deps venv
 
 bench-proxy-userspace: bench-deps venv
 	$(BIN)/python -m bench.proxy_userspace --out bench/results/proxy_userspace.json
+
+# The proxy modes side by side (IPVS in user-mode Linux where this kernel has none).
+bench-compare: deps venv
+	$(BIN)/netplane bench compare --services 100,1000 --endpoints 5 --out docs/proxy-modes
 
 bench-proxy-iptables: deps venv
 	$(BIN)/python -m bench.proxy_iptables --out bench/results/proxy_iptables.json

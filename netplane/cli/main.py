@@ -21,6 +21,7 @@ _SUBCOMMANDS = (
     "netplane.cli.proxy",
     "netplane.cli.ctl",
     "netplane.cli.agnhost",
+    "netplane.cli.bench",
 )
 
 
