@@ -22,6 +22,7 @@ _SUBCOMMANDS = (
     "netplane.cli.ctl",
     "netplane.cli.agnhost",
     "netplane.cli.bench",
+    "netplane.cli.trace",
 )
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -66,6 +68,13 @@ def health_check_ports(state: ProxyState, node_name: str) -> dict[str, tuple[int
         count = max(out.get(key, (0, 0))[1], len(local))
         out[key] = (port.health_check_node_port, count)
     return out
+
+
+def _json_view(view: Callable[[Mapping[str, str]], Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(view(request.query))
+
+    return handler
 
 
 class Proxier:
@@ -171,9 +180,19 @@ class Proxier:
         health = web.Application()
         health.router.add_get("/healthz", healthz)
         health.router.add_get("/livez", self.health.livez)
+
+        async def proxy_mode(_: web.Request) -> web.Response:
+            return web.Response(text=self.backend.mode)  # as kube-proxy: the bare mode name
+
         metrics_app = web.Application()
         metrics_app.router.add_get("/metrics", metrics)
         metrics_app.router.add_get("/healthz", healthz)
+        metrics_app.router.add_get("/proxyMode", proxy_mode)
+        # A backend may offer views of its own state (userspace: its listeners and recent
+        # endpoint picks, for `netplane trace`), on the metrics port, which binds loopback.
+        views = getattr(self.backend, "debug_views", None)
+        for name, view in (views() if views is not None else {}).items():
+            metrics_app.router.add_get(f"/debug/{name}", _json_view(view))
         o = self.options
         runners: list[web.AppRunner] = []
         try:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from netplane.kernel import conntrack
 from netplane.kernel.iptables import VARIANTS, Iptables, IptablesError, detect_variant
@@ -24,6 +26,7 @@ from netplane.model.servicemap import Endpoint, ServicePort, ServicePortName
 from netplane.proxy.backend import SyncStats
 from netplane.proxy_userspace import portals, vips
 from netplane.proxy_userspace.balancer import Balancer
+from netplane.proxy_userspace.picks import PickLog
 from netplane.proxy_userspace.poller import Poller
 from netplane.proxy_userspace.relay import PipePool
 from netplane.proxy_userspace.tcp import DIAL_TIMEOUTS, TcpService
@@ -83,6 +86,7 @@ class UserspaceBackend:
         self.ports: dict[ServicePortName, _Port] = {}
         self._applied_portals: str | None = None
         self._applied_vips: set[str] | None = None
+        self.picks = PickLog()
 
     @property
     def iptables(self) -> Iptables:
@@ -98,12 +102,12 @@ class UserspaceBackend:
         balancer = Balancer(port.sticky_max_age_seconds if port.session_affinity_client_ip else 0)
         name = f"{spn} ({kind})"
         if port.protocol == "UDP":
-            return UdpService(loop, name, host, listen_port, balancer, self.udp_idle_timeout)
+            return UdpService(loop, name, host, listen_port, balancer, self.udp_idle_timeout, self.picks)
         if port.protocol == "TCP":
             if self._poller is None:
                 self._poller = Poller(loop)
             return TcpService(self._poller, name, host, listen_port, balancer, self._pool,
-                              self.dial_timeouts)
+                              self.dial_timeouts, self.picks)
         raise ValueError(f"userspace mode proxies TCP and UDP, not {port.protocol}")
 
     def _open(self, spn: ServicePortName, port: ServicePort) -> _Port | None:
@@ -147,6 +151,27 @@ class UserspaceBackend:
                 else:
                     closed += listener.close_associations_to(gone.__contains__)
         return closed
+
+    # -- what `netplane trace` asks (the metrics port's /debug/...) ---------------------------
+
+    def debug_views(self) -> Mapping[str, Callable[[Mapping[str, str]], Any]]:
+        return {"userspace/listeners": lambda _query: self.listener_view(),
+                "userspace/picks": lambda query: self.picks.view(query.get("client"))}
+
+    def listener_view(self) -> list[dict[str, Any]]:
+        """Every listener: its service port, kind, address and the endpoints it rotates over."""
+        out = []
+        for spn, entry in sorted(self.ports.items(), key=lambda item: str(item[0])):
+            p = entry.port
+            kinds: list[tuple[str, Listener, str]] = [("cluster IP", entry.cluster, _vip(p) or "")]
+            if entry.external is not None:
+                kinds.append(("node port" if p.node_port else "external", entry.external, self.bind_address))
+            for kind, listener, host in kinds:
+                out.append({"service": str(spn), "kind": kind, "name": listener.name, "protocol": p.protocol,
+                            "address": host, "port": listener.port,
+                            "endpoints": [str(ep) for ep in listener.balancer.endpoints],
+                            "affinity_seconds": listener.balancer.affinity_seconds})
+        return out
 
     # -- the Backend protocol --------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from netplane.model import Endpoint
 from netplane.proxy_userspace.balancer import Balancer
+from netplane.proxy_userspace.picks import PickLog
 from netplane.proxy_userspace.poller import OUT, Poller
 from netplane.proxy_userspace.relay import PipePool, Relay
 
@@ -42,11 +43,12 @@ def _ignore(_events: int) -> None:
 
 
 class _Dial:
-    __slots__ = ("attempt", "client", "client_ip", "deadline", "endpoint", "upstream")
+    __slots__ = ("attempt", "client", "client_ip", "client_port", "deadline", "endpoint", "upstream")
 
-    def __init__(self, client: _socket.socket, client_ip: str) -> None:
+    def __init__(self, client: _socket.socket, client_ip: str, client_port: int) -> None:
         self.client = client
         self.client_ip = client_ip
+        self.client_port = client_port
         self.attempt = 0
         self.upstream: _socket.socket | None = None
         self.endpoint: Endpoint | None = None
@@ -55,8 +57,10 @@ class _Dial:
 
 class TcpService:
     def __init__(self, poller: Poller, name: str, host: str, port: int, balancer: Balancer,
-                 pool: PipePool, dial_timeouts: tuple[float, ...] = DIAL_TIMEOUTS) -> None:
+                 pool: PipePool, dial_timeouts: tuple[float, ...] = DIAL_TIMEOUTS,
+                 picks: PickLog | None = None) -> None:
         self.poller = poller
+        self.picks = picks
         self.loop = loop = poller.loop
         self.name = name
         self.balancer = balancer
@@ -101,7 +105,7 @@ class TcpService:
             self.accepted += 1
             conn = _socket.socket(self._family, _socket.SOCK_STREAM, 0, fd)
             conn.setblocking(False)
-            dial = _Dial(conn, addr[0])
+            dial = _Dial(conn, addr[0], addr[1])
             self._dials.add(dial)
             self._dial(dial)
 
@@ -131,6 +135,8 @@ class TcpService:
             up.close()
             dial.attempt += 1
         self.refused += 1
+        if self.picks is not None:
+            self.picks.record(self.name, dial.client_ip, dial.client_port, None)
         self._dials.discard(dial)
         _reset(dial.client)
 
@@ -163,6 +169,8 @@ class TcpService:
     def _connected(self, dial: _Dial) -> None:
         self._dials.discard(dial)
         assert dial.upstream is not None and dial.endpoint is not None
+        if self.picks is not None:
+            self.picks.record(self.name, dial.client_ip, dial.client_port, str(dial.endpoint))
         relay = Relay(self.poller, self._pool, dial.client, dial.upstream, str(dial.endpoint),
                       self.relays.discard)
         self.relays.add(relay)

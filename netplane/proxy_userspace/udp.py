@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from netplane.model import Endpoint
 from netplane.proxy_userspace.balancer import Balancer
+from netplane.proxy_userspace.picks import PickLog
 
 log = logging.getLogger(__name__)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
@@ -34,8 +35,9 @@ class _Association:
 
 class UdpService:
     def __init__(self, loop: asyncio.AbstractEventLoop, name: str, host: str, port: int,
-                 balancer: Balancer, idle_timeout: float = 0.25) -> None:
+                 balancer: Balancer, idle_timeout: float = 0.25, picks: PickLog | None = None) -> None:
         self.loop = loop
+        self.picks = picks
         self.name = name
         self.balancer = balancer
         self.idle_timeout = idle_timeout
@@ -83,6 +85,8 @@ class UdpService:
 
     def _associate(self, client: tuple[str, int], now: float) -> _Association | None:
         ep = self.balancer.next(client[0])
+        if self.picks is not None:
+            self.picks.record(self.name, client[0], client[1], None if ep is None else str(ep))
         if ep is None:
             return None
         sock = socket.socket(socket.AF_INET6 if ":" in ep.ip else socket.AF_INET, socket.SOCK_DGRAM)
