@@ -23,6 +23,7 @@ _SUBCOMMANDS = (
     "netplane.cli.agnhost",
     "netplane.cli.bench",
     "netplane.cli.trace",
+    "netplane.cli.dns",
 )
 
 
