@@ -197,6 +197,9 @@ def create_app(
         if any(repaired.values()):
             log.warning("repaired service allocations: %s", repaired)
         await namespaces.bootstrap(registry, config.secure_port)
+        if config.advertise_address:
+            await namespaces.publish_endpoints(registry, config.advertise_address,
+                                               config.advertise_port or config.secure_port)
         task = asyncio.create_task(
             namespaces.run_finalizer(registry, config.namespace_finalizer_interval),
             name="namespace-finalizer")

@@ -23,6 +23,10 @@ class ApiConfig:
     bookmark_interval: float = 10.0
     server_address: str = "127.0.0.1:6443"
     namespace_finalizer_interval: float = 1.0
+    # Where clients inside the cluster reach this apiserver (kube-apiserver's
+    # --advertise-address): the `kubernetes` Service's endpoint. "" publishes none.
+    advertise_address: str = ""
+    advertise_port: int = 0  # 0: the secure port
 
 
 class WatchSlots:

@@ -37,6 +37,8 @@ class ServerOptions:
     # Already-listening sockets handed over by a parent (`netplane up` opens one inside
     # the cluster's underlay network namespace, where this process cannot bind itself).
     listen_fds: list[int] = field(default_factory=list)
+    advertise_address: str = ""
+    advertise_port: int = 0
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -79,7 +81,8 @@ async def start(opts: ServerOptions) -> RunningServer:
         config = ApiConfig(service_cidr=opts.service_cidr, node_port_range=opts.node_port_range,
                            secure_port=opts.secure_port, max_request_bytes=opts.max_request_bytes,
                            max_watches=opts.max_watches,
-                           server_address=f"{_host(host)}:{opts.secure_port}")
+                           server_address=f"{_host(host)}:{opts.secure_port}",
+                           advertise_address=opts.advertise_address, advertise_port=opts.advertise_port)
         app = create_app(store, config, authenticator=authn, authorize=authorize)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -228,7 +228,8 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
     try:
         argv = processes.netplane_argv(
             "apiserver", "--data-dir", str(layout.apiserver_dir), "--secure-port", str(opts.api_port),
-            "--tls-san", UNDERLAY_GATEWAY, "--listen-fd", str(listener.fileno()))
+            "--tls-san", UNDERLAY_GATEWAY, "--listen-fd", str(listener.fileno()),
+            "--advertise-address", f"{UNDERLAY_GATEWAY}:{UNDERLAY_API_PORT}")
         record.processes.append(processes.start("apiserver", argv, layout.log_path("apiserver"),
                                                 pass_fds=(listener.fileno(),)))
     finally:

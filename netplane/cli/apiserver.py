@@ -17,6 +17,14 @@ def _cidr(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not a CIDR: {text!r} ({exc})") from exc
 
 
+def _advertise(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    try:
+        return str(ipaddress.IPv4Address(host)), int(port) if port else 0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address with an optional port: {text!r}") from None
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("apiserver", help="run the Kubernetes-compatible API server",
                        description="Serves the Kubernetes REST API over a store (SQLite in "
@@ -35,6 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("--max-watches", type=int, default=10_000)
     p.add_argument("--tls-san", action="append", default=[],
                    help="an extra IP or DNS name for the serving certificate")
+    p.add_argument("--advertise-address", type=_advertise, default=("", 0), metavar="IP[:PORT]",
+                   help="where pods reach this apiserver: published as the endpoint of the "
+                   "`kubernetes` Service (PORT defaults to --secure-port)")
     p.add_argument("--listen-fd", type=int, action="append", default=[],
                    help="also serve HTTPS on this inherited, listening socket (used by netplane up)")
     p.set_defaults(func=run)
@@ -55,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         service_cidr=args.service_cidr, node_port_range=args.service_node_port_range,
         store_url=args.store, max_request_bytes=args.max_request_bytes,
         max_watches=args.max_watches, extra_sans=args.tls_san,
-        listen_fds=args.listen_fd)
+        listen_fds=args.listen_fd, advertise_address=args.advertise_address[0],
+        advertise_port=args.advertise_address[1])
     try:
         run_async(serve_forever(opts))
     except OSError as exc:

@@ -338,3 +338,19 @@ def test_cleanup_after_a_crashed_proxy_leaves_nothing_behind(cluster: Layout) ->
     assert cleanup.returncode == 0, cleanup.stderr
     after = state()
     assert "lo:netplane" not in after and "KUBE-" not in after
+
+
+def test_a_pod_reaches_the_apiserver_at_the_kubernetes_service(cluster: Layout,
+                                                               backends: dict[str, Any]) -> None:
+    # What in-cluster clients do: KUBERNETES_SERVICE_HOST:443, verified with the cluster's CA.
+    script = ("import os, ssl, urllib.request\n"
+              "ctx = ssl.create_default_context(cafile=os.environ['CA'])\n"
+              "host, port = os.environ['KUBERNETES_SERVICE_HOST'], os.environ['KUBERNETES_SERVICE_PORT']\n"
+              "print(urllib.request.urlopen(f'https://{host}:{port}/readyz', context=ctx, timeout=9).status)")
+    ca = f"CA={cluster.apiserver_dir / 'pki' / 'ca.crt'}"
+
+    def through_the_service() -> subprocess.CompletedProcess[str] | None:
+        out = ctl(cluster, "exec", "svc-client", "--", "env", ca, sys.executable, "-c", script)
+        return out if out.returncode == 0 else None
+
+    assert eventually(through_the_service, "the apiserver at 10.96.0.1:443").stdout.strip() == "200"
