@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 STATE_DIR ?= $(CURDIR)/state/cluster
 NODES ?= 2
 # Debian packages the tests and benchmarks use; installed only when root.
-DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl nginx-light wrk bind9-dnsutils dnsmasq-base
+DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl nginx-light wrk bind9-dnsutils dnsmasq-base etcd-server
 # What the benchmarks compare against and load with (installed by their targets only).
 BENCH_DEBS := haproxy dnsperf dnsmasq-base
 
-.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-compare bench-dns clean
+.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-compare bench-dns bench-store clean
 
 $(BIN)/netplane: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-proxy-iptables: deps venv
 
 bench-dns: bench-deps venv
 	$(BIN)/python -m bench.dns --out bench/results/dns.json
+
+bench-store: deps venv
+	$(BIN)/python -m bench.store --out bench/results/store.json
 
 clean:
 	rm -rf $(VENV) state

@@ -146,9 +146,11 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def run(n: int, watchers: int, events: int, workers: int) -> dict[str, Any]:
+async def run(n: int, watchers: int, events: int, workers: int, store_url: str = "") -> dict[str, Any]:
+    """One round; `store_url` puts the apiserver on that store (default: SQLite in its data dir)."""
+    extra = ["--store", store_url] if store_url else []
     with tempfile.TemporaryDirectory(prefix="netplane-bench-") as tmp, \
-            ApiServerProcess(Path(tmp) / "data") as server:
+            ApiServerProcess(Path(tmp) / "data", extra_args=extra) as server:
         ctx = server.ssl_context()
         headers = {"Authorization": f"Bearer {server.token()}"}
         base = server.url
@@ -173,7 +175,7 @@ async def run(n: int, watchers: int, events: int, workers: int) -> dict[str, Any
         peak_mb = _peak_rss_mb(server.proc.pid)
         floor_s = await _http_floor(ctx, server.data_dir / "pki", bodies, workers)
         server.stop()
-        store = await open_store(f"sqlite:///{server.data_dir / 'state.db'}")
+        store = await open_store(store_url or f"sqlite:///{server.data_dir / 'state.db'}")
         try:
             store_ms = []
             for _ in range(5):

@@ -5,6 +5,11 @@ create-if-absent (as Kubernetes' IPAddress objects do since the
 MultiCIDRServiceAllocator): two apiservers on one store can never hand out the
 same value, and a crash between reserving and storing the Service leaves at
 most a leaked key that `repair()` reclaims on the next start.
+
+The in-memory view of the keys only speeds up picking a free value; whenever it
+could be stale (another apiserver on a shared store reserved or released since)
+the store decides: a reservation is a create, a release deletes the key only if
+the store says the owner still holds it, and a range that looks full is re-read.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import random
+import time
 from collections.abc import Iterable
 
 import orjson
 
-from control.store import KeyExistsError, KeyNotFoundError, Store
+from control.store import ConflictError, KeyExistsError, KeyNotFoundError, KeyValue, Store
 
 
 class AllocationError(Exception):
@@ -66,6 +72,7 @@ class _KeyAllocator:
         self._prefix = prefix
         self._size = size
         self._used = _Reservations(self._band()[0])
+        self._reserved_at: dict[int, float] = {}
 
     def _offset(self, value: str) -> int:
         raise NotImplementedError
@@ -75,6 +82,7 @@ class _KeyAllocator:
 
     async def load(self) -> None:
         self._used.clear()
+        self._reserved_at.clear()
         result = await self._store.list(self._prefix)
         for kv in result.items:
             value = kv.key[len(self._prefix):]
@@ -82,7 +90,9 @@ class _KeyAllocator:
                 offset = self._offset(value)
             except AllocationError:
                 continue
-            self._used[offset] = orjson.loads(kv.value).get("owner", "")
+            body = orjson.loads(kv.value)
+            self._used[offset] = body.get("owner", "")
+            self._reserved_at[offset] = float(body.get("reservedAt", 0))
 
     def _band(self) -> tuple[int, int]:
         # Kubernetes reserves the lower 1/16 of a range (min 16, max 256) for static
@@ -93,25 +103,55 @@ class _KeyAllocator:
         return reserved, self._size
 
     async def _reserve(self, offset: int, owner: str) -> bool:
-        body = orjson.dumps({"owner": owner})
+        # The time tells repair() on a shared store a fresh reservation (whose Service is
+        # being stored right now by another apiserver) from a leaked one.
+        body = orjson.dumps({"owner": owner, "reservedAt": round(time.time(), 6)})
         try:
             await self._store.create(self._prefix + self._value(offset), body)
         except KeyExistsError:
             # Another apiserver took it: learn the owner so the next pick skips it.
             kv = await self._store.get(self._prefix + self._value(offset))
-            self._used[offset] = orjson.loads(kv.value).get("owner", "") if kv else ""
+            self._used[offset] = _owner_of(kv) if kv else ""
             return False
         self._used[offset] = owner
         return True
 
-    async def allocate_specific(self, value: str, owner: str) -> None:
+    async def allocate_specific(self, value: str, owner: str) -> bool:
+        """Reserves `value` for `owner`; False when `owner` holds it already (then a failed
+        write must not release it: it was not taken for that write)."""
         offset = self._offset(value)
-        if self._used.get(offset) == owner:
-            return
-        if offset in self._used or not await self._reserve(offset, owner):
+        if not self._store.shared:  # the view is exact: this process made every reservation
+            if self._used.get(offset) == owner:
+                return False
+            if offset in self._used or not await self._reserve(offset, owner):
+                raise AllocationError("provided value is already allocated")
+            return True
+        if offset in self._used:
+            # The view may be stale: the store's key decides.
+            kv = await self._store.get(self._prefix + value)
+            if kv is not None:
+                self._used[offset] = _owner_of(kv)
+                if self._used[offset] == owner:
+                    return False
+                raise AllocationError("provided value is already allocated")
+            self._used.pop(offset, None)
+        if not await self._reserve(offset, owner):
+            if self._used.get(offset) == owner:
+                return False
             raise AllocationError("provided value is already allocated")
+        return True
 
     async def allocate_next(self, owner: str) -> str:
+        try:
+            return await self._allocate_next(owner)
+        except AllocationError:
+            if not self._store.shared:
+                raise
+        # On a shared store the view misses what other apiservers released.
+        await self.load()
+        return await self._allocate_next(owner)
+
+    async def _allocate_next(self, owner: str) -> str:
         for lo, hi in (self._band(), (0, self._band()[0])):
             free = (hi - lo) - self._used.count_in(lo, hi)
             if free <= 0:
@@ -130,15 +170,30 @@ class _KeyAllocator:
         raise AllocationError("range is full", full=True)
 
     async def release(self, value: str, owner: str | None = None) -> None:
+        """Deletes the reservation of `value` if `owner` (None: anyone) holds it in the
+        store: on a shared store the value may have been released and taken by another
+        Service since this view saw it."""
         try:
             offset = self._offset(value)
         except AllocationError:
             return
-        if owner is not None and self._used.get(offset, owner) != owner:
+        if not self._store.shared:  # the view is exact: this process made every reservation
+            if owner is not None and self._used.get(offset, owner) != owner:
+                return
+            self._used.pop(offset, None)
+            with contextlib.suppress(KeyNotFoundError):
+                await self._store.delete(self._prefix + value)
+            return
+        kv = await self._store.get(self._prefix + value)
+        if kv is None or (owner is not None and _owner_of(kv) != owner):
+            if kv is None:
+                self._used.pop(offset, None)
+            else:
+                self._used[offset] = _owner_of(kv)
             return
         self._used.pop(offset, None)
-        with contextlib.suppress(KeyNotFoundError):
-            await self._store.delete(self._prefix + value)
+        with contextlib.suppress(KeyNotFoundError, ConflictError):
+            await self._store.delete(self._prefix + value, kv.mod_revision)
 
     def owner(self, value: str) -> str | None:
         try:
@@ -146,10 +201,11 @@ class _KeyAllocator:
         except AllocationError:
             return None
 
-    async def repair(self, wanted: dict[str, str]) -> tuple[int, int]:
+    async def repair(self, wanted: dict[str, str], min_age: float = 0.0) -> tuple[int, int]:
         """Makes the reservations equal `wanted` (value -> owner): reserves what a stored
-        Service holds but is not reserved, releases what no Service holds.
-        Returns (reserved, released)."""
+        Service holds but is not reserved, releases what no Service holds and was reserved
+        more than `min_age` seconds ago (on a shared store a younger one may belong to a
+        Service another apiserver is storing right now). Returns (reserved, released)."""
         await self.load()
         reserved = released = 0
         wanted_offsets = {}
@@ -161,11 +217,16 @@ class _KeyAllocator:
         for offset, owner in wanted_offsets.items():
             if offset not in self._used:
                 reserved += await self._reserve(offset, owner)
+        young = time.time() - min_age
         for offset in list(self._used):
-            if offset not in wanted_offsets:
-                await self.release(self._value(offset))
+            if offset not in wanted_offsets and self._reserved_at.get(offset, 0) <= young:
+                await self.release(self._value(offset), self._used[offset])
                 released += 1
         return reserved, released
+
+
+def _owner_of(kv: KeyValue) -> str:
+    return str(orjson.loads(kv.value).get("owner", ""))
 
 
 class ClusterIPAllocator(_KeyAllocator):

@@ -21,6 +21,10 @@ from control.apiserver.allocators import (
 from control.apiserver.resources import SERVICE, ResourceInfo
 from control.store import Store
 
+# How old a reservation without a Service must be before repair() on a shared store takes
+# it for a leak: far above any request's lifetime (Kubernetes' request timeout is 60 s).
+LEAK_AGE = 300.0
+
 Release = Callable[[], Awaitable[None]]
 Finish = Callable[[bool], Awaitable[None]]  # called with True to roll back, False to commit
 
@@ -60,8 +64,11 @@ class ServiceAllocations:
         and reserves what stored Services hold but is not reserved."""
         ips = {ip: _owner(s) for s in services for ip in service_ips(s)}
         ports = {str(p): _owner(s) for s in services for p in service_node_ports(s)}
-        ip_res, ip_rel = await self.ips.repair(ips)
-        port_res, port_rel = await self.ports.repair(ports)
+        # With other apiservers on the store, a reservation without a Service may be one
+        # they are storing right now: only one older than any request reclaims.
+        min_age = LEAK_AGE if self._store.shared else 0.0
+        ip_res, ip_rel = await self.ips.repair(ips, min_age)
+        port_res, port_rel = await self.ports.repair(ports, min_age)
         return {"ips_reserved": ip_res, "ips_released": ip_rel,
                 "ports_reserved": port_res, "ports_released": port_rel}
 
@@ -163,11 +170,11 @@ class ServiceAllocations:
             ip = spec.get("clusterIP") or ""
             if ip and ip not in old_ips:
                 try:
-                    await self.ips.allocate_specific(ip, owner)
+                    if await self.ips.allocate_specific(ip, owner):
+                        taken.append((self.ips, ip))
                 except AllocationError as exc:
                     raise _invalid(svc, "spec.clusterIPs[0]", ip,
                                    f"failed to allocate IP {ip}: {exc}") from exc
-                taken.append((self.ips, ip))
             elif not ip:
                 try:
                     ip = await self.ips.allocate_next(owner)
@@ -190,7 +197,8 @@ class ServiceAllocations:
                     mine.add(wanted)
                     continue
                 try:
-                    await self.ports.allocate_specific(str(wanted), owner)
+                    if await self.ports.allocate_specific(str(wanted), owner):
+                        taken.append((self.ports, str(wanted)))
                 except AllocationError as exc:
                     raise _invalid(svc, field, wanted, str(exc)) from exc
             else:
@@ -199,17 +207,17 @@ class ServiceAllocations:
                 except AllocationError as exc:
                     raise errors.internal(f"failed to allocate a nodePort: {exc}") from exc
                 port["nodePort"] = wanted
+                taken.append((self.ports, str(wanted)))
             mine.add(wanted)
-            taken.append((self.ports, str(wanted)))
         local = spec.get("externalTrafficPolicy") == "Local"
         if spec.get("type") == "LoadBalancer" and local:
             hc = spec.get("healthCheckNodePort") or old_spec.get("healthCheckNodePort")
             if hc and hc not in old_ports:
                 try:
-                    await self.ports.allocate_specific(str(hc), owner)
+                    if await self.ports.allocate_specific(str(hc), owner):
+                        taken.append((self.ports, str(hc)))
                 except AllocationError as exc:
                     raise _invalid(svc, "spec.healthCheckNodePort", hc, str(exc)) from exc
-                taken.append((self.ports, str(hc)))
             elif not hc:
                 hc = int(await self.ports.allocate_next(owner))
                 taken.append((self.ports, str(hc)))

@@ -64,6 +64,7 @@ class UpOptions:
     api_port: int = 6443
     ready_timeout: float = 120.0
     node_monitor_grace_period: str = "40s"
+    store: str = ""  # the apiserver's --store; "" is SQLite in its data dir
 
 
 def _free_port() -> int:
@@ -229,7 +230,8 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
         argv = processes.netplane_argv(
             "apiserver", "--data-dir", str(layout.apiserver_dir), "--secure-port", str(opts.api_port),
             "--tls-san", UNDERLAY_GATEWAY, "--listen-fd", str(listener.fileno()),
-            "--advertise-address", f"{UNDERLAY_GATEWAY}:{UNDERLAY_API_PORT}")
+            "--advertise-address", f"{UNDERLAY_GATEWAY}:{UNDERLAY_API_PORT}",
+            *(["--store", opts.store] if opts.store else []))
         record.processes.append(processes.start("apiserver", argv, layout.log_path("apiserver"),
                                                 pass_fds=(listener.fileno(),)))
     finally:

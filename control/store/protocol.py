@@ -130,7 +130,12 @@ class Store(Protocol):
     Keys are '/'-separated strings (`/registry/services/default/web`); a prefix
     selects a subtree and must end with '/' unless it is a whole key. Values are
     opaque bytes (the apiserver stores JSON).
+
+    `shared` is True when other processes may write the same keys (several apiservers on
+    one etcd): a process then cannot take what it did not write itself as absent.
     """
+
+    shared: bool
 
     async def create(self, key: str, value: bytes) -> int:
         """Creates `key`; returns its revision. KeyExistsError if it is live."""

@@ -53,6 +53,8 @@ class _Op:
 class SQLiteStore:
     """`Store` on SQLite. Open with `await SQLiteStore.open(path)`."""
 
+    shared = False  # one process owns the file: its in-process fan-out sees every write
+
     def __init__(self, path: str, durability: Durability, readers: int,
                  compact_interval: float, backlog: int) -> None:
         self.path = path

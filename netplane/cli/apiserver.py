@@ -38,7 +38,9 @@ def register(sub: Any) -> None:
                    help="an unauthenticated HTTP port, loopback only, for development")
     p.add_argument("--service-cidr", type=_cidr, default="10.96.0.0/12")
     p.add_argument("--service-node-port-range", default="30000-32767")
-    p.add_argument("--store", default="", help="sqlite:///PATH (default: DATA_DIR/state.db)")
+    p.add_argument("--store", default="",
+                   help="sqlite:///PATH (default: DATA_DIR/state.db) or etcd://HOST:PORT[,HOST:PORT...]"
+                   "[/PREFIX]: several apiservers may share one etcd")
     p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024)
     p.add_argument("--max-watches", type=int, default=10_000)
     p.add_argument("--tls-san", action="append", default=[],
@@ -54,6 +56,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from control.apiserver.allocators import parse_port_range
     from control.apiserver.server import ServerOptions, serve_forever
+    from control.store import StoreError
     from netplane.cli.loop import run_async
 
     try:
@@ -75,4 +78,6 @@ def run(args: argparse.Namespace) -> int:
                        f"{exc.strerror or exc}; is another apiserver running?") from exc
     except ValueError as exc:
         raise CliError(str(exc), 2) from exc
+    except StoreError as exc:
+        raise CliError(f"cannot open the store: {exc}") from exc
     return 0

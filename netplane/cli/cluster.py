@@ -25,6 +25,8 @@ def register(sub: Any) -> None:
     up.add_argument("--node-monitor-grace-period", default="40s",
                     help="how long a silent kubelet's node stays Ready")
     up.add_argument("--ready-timeout", type=float, default=120.0)
+    up.add_argument("--store", default="", help="the apiserver's store: sqlite:///PATH (default: in the "
+                    "state dir) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX]")
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)
     up.set_defaults(func=run_up)
 
@@ -36,16 +38,25 @@ def register(sub: Any) -> None:
 def run_up(args: argparse.Namespace) -> int:
     from control.cluster.layout import Layout
     from control.cluster.up import ClusterError, UpOptions, detach, next_steps, run_foreground
+    from control.store.urls import parse_store_url
+
+    if args.store:
+        try:
+            parse_store_url(args.store)
+        except ValueError as exc:
+            raise CliError(str(exc), 2) from exc
 
     opts = UpOptions(state_dir=args.state_dir.resolve(), nodes=args.nodes, proxy_mode=args.proxy_mode,
                      api_port=args.api_port, ready_timeout=args.ready_timeout,
-                     node_monitor_grace_period=args.node_monitor_grace_period)
+                     node_monitor_grace_period=args.node_monitor_grace_period, store=args.store)
     try:
         if args.detach:
             argv = ["up", "--state-dir", str(opts.state_dir), "--nodes", str(opts.nodes),
                     "--proxy-mode", opts.proxy_mode, "--api-port", str(opts.api_port),
                     "--node-monitor-grace-period", opts.node_monitor_grace_period,
                     "--ready-timeout", str(opts.ready_timeout)]
+            if opts.store:
+                argv += ["--store", opts.store]
             record = detach(opts, argv)
             print(next_steps(Layout(opts.state_dir), record))
             return 0

@@ -24,10 +24,10 @@ def store_factory(tmp_path: Path) -> StoreFactory:
 
 
 @pytest.mark.parametrize(("url", "message"), [
-    ("postgres://db/x", "unknown scheme 'postgres'; use sqlite:///PATH"),
+    ("postgres://db/x", "unknown scheme 'postgres'; use sqlite:///PATH or etcd://HOST:PORT"),
     ("/var/lib/netplane/state.db", "unknown scheme ''; use sqlite:///PATH"),
-    ("etcd://127.0.0.1:2379", "the etcd store is not built yet; use sqlite:///PATH"),
-    ("https://127.0.0.1:2379", "the etcd store is not built yet"),
+    ("https://127.0.0.1:2379", "etcd over TLS is not supported; use etcd://HOST:PORT"),
+    ("http://127.0.0.1:2379", "for etcd write etcd://HOST:PORT"),
     ("sqlite://", "names no file; write sqlite:///path/to/state.db"),
     ("sqlite://{tmp}/x.db?durability=sometimes", "durability must be 'normal' or 'full'"),
     ("sqlite://{tmp}/x.db?compact_interval=soon", "compact_interval must be seconds"),
