@@ -10,7 +10,7 @@ DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps i
 # What the benchmarks compare against and load with (installed by their targets only).
 BENCH_DEBS := haproxy dnsperf dnsmasq-base
 
-.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-compare bench-dns bench-store clean
+.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-compare bench-dns bench-store bench-ingress clean
 
 $(BIN)/netplane: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -70,6 +70,9 @@ bench-dns: bench-deps venv
 
 bench-store: deps venv
 	$(BIN)/python -m bench.store --out bench/results/store.json
+
+bench-ingress: bench-deps venv
+	$(BIN)/python -m bench.ingress --out bench/results/ingress.json
 
 clean:
 	rm -rf $(VENV) state

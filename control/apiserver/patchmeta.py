@@ -166,6 +166,7 @@ _KINDS: dict[tuple[str, str], Schema] = {
         status=_status("io.k8s.api.apps.v1.DeploymentStatus", conditions=_CONDITIONS),
     ),
     ("coordination.k8s.io", "Lease"): _kind("io.k8s.api.coordination.v1.Lease"),
+    ("gateway.networking.k8s.io", "HTTPRoute"): _kind("io.k8s.networking.gateway.v1.HTTPRoute"),
 }
 
 # Kinds netplane does not know still get ObjectMeta's rules: metadata is the same for all.

@@ -143,6 +143,8 @@ RESOURCES: tuple[ResourceInfo, ...] = (
                  ("all",), status_subresource=True, subresources=("status", "scale")),
     ResourceInfo("coordination.k8s.io", "v1", "leases", "lease", "Lease", True,
                  create_on_update=True),
+    ResourceInfo("gateway.networking.k8s.io", "v1", "httproutes", "httproute", "HTTPRoute", True,
+                 categories=("gateway-api",), status_subresource=True, subresources=("status",)),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ResourceInfo] = {

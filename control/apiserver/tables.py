@@ -268,6 +268,9 @@ COLUMNS: dict[str, list[Column]] = {
         ("Data", "integer", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
         _AGE,
     ],
+    "HTTPRoute": [
+        _NAME, ("Hostnames", "string", 0, lambda o: ",".join(_spec(o).get("hostnames") or []) or "*"), _AGE,
+    ],
     "Lease": [_NAME, ("Holder", "string", 0, lambda o: _spec(o).get("holderIdentity", "")), _AGE],
     "Event": [
         ("Last Seen", "string", 0, _event_last_seen), ("Type", "string", 0, lambda o: o.get("type", "")),

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from control.cluster import addons, processes
+from control.cluster import addons, hostports, processes
 from control.cluster.layout import (
     CLUSTER_CIDR,
     CLUSTER_DNS_IP,
@@ -65,6 +65,9 @@ class UpOptions:
     ready_timeout: float = 120.0
     node_monitor_grace_period: str = "40s"
     store: str = ""  # the apiserver's --store; "" is SQLite in its data dir
+    ingress_port: str = "127.0.0.1:8080"  # the host's port into the ingress gateway; "0" disables
+    ingress_tls_port: str = "127.0.0.1:8443"
+    ingress_ports_required: bool = False  # else a taken port is skipped with a warning
 
 
 def _free_port() -> int:
@@ -154,11 +157,12 @@ def _api_create(url: str, ca: Path, token: str, body: dict[str, Any]) -> None:
 
 
 def _start_addons(layout: Layout, record: ClusterRecord, url: str, ca: Path, token: str,
-                  timeout: float) -> None:
+                  timeout: float, options: dict[str, Any] | None = None) -> None:
     """Applies every add-on (control/cluster/addons) and waits for its Deployments."""
     ctx = addons.AddonContext(cluster_id=record.cluster_id, cluster_dns_ip=CLUSTER_DNS_IP,
                               cluster_domain=CLUSTER_DOMAIN, node_names=tuple(n.name for n in record.nodes),
-                              kubeconfig=str(layout.node_kubeconfig), state_dir=str(layout.state_dir))
+                              kubeconfig=str(layout.node_kubeconfig), state_dir=str(layout.state_dir),
+                              options=options or {})
     deployments: list[tuple[str, str]] = []
     for addon in addons.discover():
         for obj in addon.manifests(ctx):
@@ -223,6 +227,8 @@ def bring_up(opts: UpOptions) -> ClusterRecord:
 
 
 def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
+    forwards = hostports.reserve(opts.ingress_port, opts.ingress_tls_port,  # fails early when taken
+                                 required=opts.ingress_ports_required)
     network = _network(record)
     network.create()
     listener = listen_in_netns(network.underlay_netns, UNDERLAY_GATEWAY, UNDERLAY_API_PORT)
@@ -288,7 +294,10 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
     _wait(f"{len(record.nodes)} nodes to be Ready", nodes_ready, opts.ready_timeout, record)
     _wait("every node's proxy to sync", lambda: all(_proxy_synced(n.netns) for n in record.nodes),
           opts.ready_timeout, record)
-    _start_addons(layout, record, url, ca, token, opts.ready_timeout)
+    _start_addons(layout, record, url, ca, token, opts.ready_timeout, hostports.addon_options(forwards))
+    if forwards:
+        record.processes.append(hostports.start(layout, record.nodes[0], forwards))
+        layout.write_record(record)
     (layout.state_dir / _READY_FILE).write_text(str(time.time()))
 
 
@@ -424,6 +433,7 @@ def next_steps(layout: Layout, record: ClusterRecord) -> str:
         "  kubectl get nodes -o wide            # or: netplane ctl get nodes",
         f"  kubectl apply -f {_example('web.yaml')}   # web servers (netplane agnhost) behind a Service",
         "  netplane ctl get pods -o wide",
+        *hostports.next_steps(layout),
         f"  netplane down --state-dir {layout.state_dir}",
     ))
 

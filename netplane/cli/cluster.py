@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
     up.add_argument("--ready-timeout", type=float, default=120.0)
     up.add_argument("--store", default="", help="the apiserver's store: sqlite:///PATH (default: in the "
                     "state dir) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX]")
+    up.add_argument("--ingress-port", help="the host's loopback port into the ingress gateway (kind's "
+                    "extraPortMappings); default 127.0.0.1:8080, skipped if taken; 0 disables")
+    up.add_argument("--ingress-tls-port", help="the same for HTTPS; default 127.0.0.1:8443")
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)
     up.set_defaults(func=run_up)
 
@@ -45,18 +48,28 @@ def run_up(args: argparse.Namespace) -> int:
             parse_store_url(args.store)
         except ValueError as exc:
             raise CliError(str(exc), 2) from exc
-
     opts = UpOptions(state_dir=args.state_dir.resolve(), nodes=args.nodes, proxy_mode=args.proxy_mode,
                      api_port=args.api_port, ready_timeout=args.ready_timeout,
-                     node_monitor_grace_period=args.node_monitor_grace_period, store=args.store)
+                     node_monitor_grace_period=args.node_monitor_grace_period, store=args.store,
+                     ingress_port=args.ingress_port or UpOptions.ingress_port,
+                     ingress_tls_port=args.ingress_tls_port or UpOptions.ingress_tls_port,
+                     # Ports asked for must be had; the defaults are given up if taken.
+                     ingress_ports_required=bool(args.ingress_port or args.ingress_tls_port))
     try:
         if args.detach:
+            from control.cluster import hostports
+
+            for _name, sock, _port in hostports.reserve(opts.ingress_port, opts.ingress_tls_port,
+                                                        required=opts.ingress_ports_required):
+                sock.close()  # only a check: the supervisor binds them
             argv = ["up", "--state-dir", str(opts.state_dir), "--nodes", str(opts.nodes),
                     "--proxy-mode", opts.proxy_mode, "--api-port", str(opts.api_port),
                     "--node-monitor-grace-period", opts.node_monitor_grace_period,
                     "--ready-timeout", str(opts.ready_timeout)]
             if opts.store:
                 argv += ["--store", opts.store]
+            if opts.ingress_ports_required:
+                argv += ["--ingress-port", opts.ingress_port, "--ingress-tls-port", opts.ingress_tls_port]
             record = detach(opts, argv)
             print(next_steps(Layout(opts.state_dir), record))
             return 0

@@ -24,6 +24,7 @@ _SUBCOMMANDS = (
     "netplane.cli.bench",
     "netplane.cli.trace",
     "netplane.cli.dns",
+    "netplane.cli.ingress",
     "netplane.cli.store",
 )
 

@@ -10,6 +10,7 @@ from netplane.model.apps import Deployment, ReplicaSet
 from netplane.model.coordination import Lease
 from netplane.model.core import ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service
 from netplane.model.discovery import EndpointSlice
+from netplane.model.gateway import HTTPRoute
 from netplane.model.meta import TypedObject, decode
 from netplane.model.networking import Ingress, IngressClass
 from netplane.model.pod import Pod
@@ -29,6 +30,7 @@ KINDS: dict[tuple[str, str], type[TypedObject]] = {
     ("apps/v1", "ReplicaSet"): ReplicaSet,
     ("apps/v1", "Deployment"): Deployment,
     ("coordination.k8s.io/v1", "Lease"): Lease,
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTPRoute,
 }
 
 

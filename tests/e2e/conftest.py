@@ -59,8 +59,12 @@ def eventually(check: Callable[[], T | None], what: str, timeout: float = 90.0) 
 def running_cluster(state: Path, *extra: str) -> Iterator[Layout]:
     """`netplane up --nodes 2 --detach` with `extra` flags; `netplane down` afterwards, which
     must remove every namespace it made."""
+    # Free host ports for the ingress gateway: clusters of one session may run side by side.
+    ingress_ports = ["--ingress-port", f"127.0.0.1:{free_port()}",
+                     "--ingress-tls-port", f"127.0.0.1:{free_port()}"]
     up = subprocess.run([*NETPLANE, "up", "--nodes", "2", "--detach", "--state-dir", str(state),
-                         "--api-port", str(free_port()), "--node-monitor-grace-period", "8s", *extra],
+                         "--api-port", str(free_port()), "--node-monitor-grace-period", "8s", *ingress_ports,
+                         *extra],
                         capture_output=True, text=True, timeout=300)
     try:
         assert up.returncode == 0, f"netplane up failed:\n{up.stdout}\n{up.stderr}"

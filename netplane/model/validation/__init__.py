@@ -35,6 +35,7 @@ from netplane.model.validation.discovery import (
     validate_endpoint_slice_update,
     validate_endpoints,
 )
+from netplane.model.validation.gateway import validate_http_route, validate_http_route_update
 from netplane.model.validation.meta import Obj, object_meta_update
 from netplane.model.validation.networking import (
     validate_ingress,
@@ -72,6 +73,7 @@ VALIDATORS: dict[tuple[str, str], tuple[Create, Update]] = {
     ("apps/v1", "ReplicaSet"): (validate_replica_set, validate_replica_set_update),
     ("apps/v1", "Deployment"): (validate_deployment, validate_deployment_update),
     ("coordination.k8s.io/v1", "Lease"): (validate_lease, validate_lease_update),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): (validate_http_route, validate_http_route_update),
 }
 
 

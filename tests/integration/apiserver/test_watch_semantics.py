@@ -146,7 +146,7 @@ async def test_tables_have_kubectl_columns(api: TestClient) -> None:
 async def test_discovery_lists_groups_and_resources(api: TestClient) -> None:
     groups = await (await api.get("/apis")).json()
     assert {g["name"] for g in groups["groups"]} == {
-        "apps", "discovery.k8s.io", "networking.k8s.io", "coordination.k8s.io"}
+        "apps", "discovery.k8s.io", "networking.k8s.io", "coordination.k8s.io", "gateway.networking.k8s.io"}
     core = await (await api.get("/api/v1")).json()
     pods = next(r for r in core["resources"] if r["name"] == "pods")
     assert pods["namespaced"] is True
