@@ -225,6 +225,10 @@ def test_the_proxy_publishes_kube_proxys_metrics(cluster: Layout) -> None:
 
 def test_3000_new_connections_spread_evenly_over_3_endpoints(cluster: Layout,
                                                             backends: dict[str, Any]) -> None:
+    # The previous test ends by scaling back to 3: the API may list them a sync before the
+    # data plane does, and connections counted meanwhile would skew the spread.
+    eventually(lambda: _converged(cluster, backends["ip"], backends["names"], _tries(cluster, 3)),
+               "all 3 backends in the data plane")
     answers: list[str] = []
     for _ in range(3):
         answers += dial(cluster, backends["ip"], 80, tries=1000)
