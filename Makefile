@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 STATE_DIR ?= $(CURDIR)/state/cluster
 NODES ?= 2
 # Debian packages the tests and benchmarks use; installed only when root.
-DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl nginx-light wrk bind9-dnsutils dnsmasq-base etcd-server
+DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl nginx-light wrk bind9-dnsutils dnsmasq-base etcd-server user-mode-linux kmod ipvsadm
 # What the benchmarks compare against and load with (installed by their targets only).
 BENCH_DEBS := haproxy dnsperf dnsmasq-base
 
-.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-compare bench-dns bench-store bench-ingress clean
+.PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-proxy-ipvs bench-compare bench-dns bench-store bench-ingress clean
 
 $(BIN)/netplane: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-compare: deps venv
 
 bench-proxy-iptables: deps venv
 	$(BIN)/python -m bench.proxy_iptables --out bench/results/proxy_iptables.json
+
+# IPVS mode inside user-mode Linux (this kernel has no IPVS); no root needed.
+bench-proxy-ipvs: deps venv
+	$(BIN)/python -m bench.proxy_ipvs --out bench/results/proxy_ipvs.json
 
 bench-dns: bench-deps venv
 	$(BIN)/python -m bench.dns --out bench/results/dns.json

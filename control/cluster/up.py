@@ -197,6 +197,12 @@ def bring_up(opts: UpOptions) -> ClusterRecord:
     if opts.proxy_mode not in proxy_modes.BACKENDS:
         raise ClusterError(f"--proxy-mode {opts.proxy_mode} is not built yet; use "
                            f"{' or '.join(proxy_modes.BACKENDS)}")
+    if opts.proxy_mode == "ipvs":
+        from netplane.proxy_ipvs.kernel import ipvs_available
+
+        reason = ipvs_available()  # the nodes share this kernel
+        if reason:
+            raise ClusterError(f"--proxy-mode ipvs: {reason}; use --proxy-mode iptables on this machine")
     if os.geteuid() != 0:
         raise ClusterError("netplane up needs root (it creates network namespaces); run it with sudo")
     if shutil.which("ip") is None:

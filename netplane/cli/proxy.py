@@ -12,6 +12,7 @@ from typing import Any
 from netplane.cli.durations import parse_duration
 from netplane.cli.main import CliError
 from netplane.proxy import modes
+from netplane.proxy_ipvs.names import SCHEDULERS as IPVS_SCHEDULERS
 
 
 def register(sub: Any) -> None:
@@ -45,6 +46,21 @@ def register(sub: Any) -> None:
                    help="the pods' range: traffic to a ClusterIP from outside it is masqueraded")
     p.add_argument("--masquerade-all", action="store_true",
                    help="iptables mode: masquerade all traffic sent to ClusterIPs")
+    p.add_argument("--ipvs-scheduler", default="rr", metavar="NAME",
+                   help="ipvs mode: the IPVS scheduler of every virtual server "
+                   f"({', '.join(IPVS_SCHEDULERS)})")
+    p.add_argument("--ipvs-exclude-cidrs", default="", metavar="CIDR,...",
+                   help="ipvs mode: virtual servers in these ranges are not ours; syncs and --cleanup "
+                   "leave them alone")
+    p.add_argument("--ipvs-tcp-timeout", type=parse_duration, default=0.0,
+                   help="ipvs mode: idle timeout of established TCP connections (0: the kernel's)")
+    p.add_argument("--ipvs-tcpfin-timeout", type=parse_duration, default=0.0,
+                   help="ipvs mode: timeout of TCP connections after a FIN (0: the kernel's)")
+    p.add_argument("--ipvs-udp-timeout", type=parse_duration, default=0.0,
+                   help="ipvs mode: timeout of UDP flows (0: the kernel's)")
+    p.add_argument("--ipvs-termination-grace-period", type=parse_duration, default=900.0,
+                   help="ipvs mode: a removed endpoint's real server keeps its TCP connections (weight "
+                   "0, no new ones) until they close or this long has passed")
     p.add_argument("--cleanup", action="store_true",
                    help="remove everything any proxy mode installed on this node, then exit")
     p.set_defaults(func=run)
@@ -57,6 +73,10 @@ def register(sub: Any) -> None:
     r.add_argument("--node-name", default="node-1", help="the node the rules are for (local endpoints)")
     r.add_argument("--cluster-cidr", default=None, help="as for the proxy")
     r.add_argument("--masquerade-all", action="store_true")
+    r.add_argument("--ipvs-scheduler", default="rr", metavar="NAME", help="ipvs mode: as for the proxy")
+    r.add_argument("--node-ip", action="append", default=[], metavar="IP",
+                   help="ipvs mode: an address of the node (node ports get a virtual server on each; "
+                   "repeatable)")
     r.set_defaults(func=render)
     st = verbs.add_parser("status", help="what the iptables mode programmed on this node, with counters")
     st.add_argument("--iptables-variant", choices=("auto", "nft", "legacy"), default="auto")
@@ -75,14 +95,33 @@ def build_backend(mode: str, args: argparse.Namespace) -> Any:
     cls = modes.backend_class(mode)
     if mode == "userspace":
         return cls(args.node_name, udp_idle_timeout=args.udp_timeout, iptables=_iptables(args))
+    if mode == "ipvs":
+        return _ipvs_backend(cls, args)
     return cls(args.node_name, iptables=_iptables(args), cluster_cidr=args.cluster_cidr,
                masquerade_all=args.masquerade_all)
+
+
+def _ipvs_backend(cls: Any, args: argparse.Namespace) -> Any:
+    if args.ipvs_scheduler not in IPVS_SCHEDULERS:
+        raise CliError(f"--ipvs-scheduler {args.ipvs_scheduler}: not an IPVS scheduler; use one of "
+                       f"{', '.join(IPVS_SCHEDULERS)}", 2)
+    try:
+        return cls(args.node_name, iptables=_iptables(args), cluster_cidr=args.cluster_cidr,
+                   masquerade_all=args.masquerade_all, scheduler=args.ipvs_scheduler,
+                   exclude_cidrs=tuple(c for c in args.ipvs_exclude_cidrs.split(",") if c.strip()),
+                   termination_grace=args.ipvs_termination_grace_period,
+                   tcp_timeout=int(args.ipvs_tcp_timeout), tcp_fin_timeout=int(args.ipvs_tcpfin_timeout),
+                   udp_timeout=int(args.ipvs_udp_timeout))
+    except ValueError as exc:
+        raise CliError(f"--ipvs-exclude-cidrs: {exc}", 2) from exc
 
 
 def cleanup(args: argparse.Namespace) -> int:
     done: list[str] = []
     failed: list[str] = []
-    for mode in modes.ALL:
+    # IPVS mode first: its jumps into KUBE-PROXY-FIREWALL would keep the iptables mode from
+    # deleting that chain, while it leaves whatever the iptables mode still references.
+    for mode in sorted(modes.ALL, key=lambda m: m != "ipvs"):
         try:
             backend = build_backend(mode, args)
         except CliError:
@@ -98,7 +137,7 @@ def cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
-RENDERABLE = {"iptables": "netplane.proxy_iptables.renderer"}
+RENDERABLE = {"iptables": "netplane.proxy_iptables.renderer", "ipvs": "netplane.proxy_ipvs.render"}
 
 
 def render(args: argparse.Namespace) -> int:
@@ -116,16 +155,40 @@ def render(args: argparse.Namespace) -> int:
         state = ProxyState.build(services, slices)
     except Exception as exc:  # a decode error names the field; one line for the user
         raise CliError(f"cannot read the objects: {exc}", 2) from exc
-    from netplane.proxy_iptables.renderer import Renderer, RenderOptions
+    if args.mode == "ipvs":
+        sys.stdout.write(_render_ipvs(state, args))
+    else:
+        from netplane.proxy_iptables.renderer import Renderer, RenderOptions
 
-    opts = RenderOptions(node_name=args.node_name, cluster_cidr=args.cluster_cidr,
-                         masquerade_all=args.masquerade_all)
-    sys.stdout.write(Renderer(opts).render(state).text)
+        opts = RenderOptions(node_name=args.node_name, cluster_cidr=args.cluster_cidr,
+                             masquerade_all=args.masquerade_all)
+        sys.stdout.write(Renderer(opts).render(state).text)
     skipped = sum(1 for s in services if not _has_cluster_ip(s))
     if skipped or ignored:
         print(f"# {skipped} services without a ClusterIP (headless, ExternalName or not allocated) get no "
               f"rules; {ignored} objects of other kinds ignored", file=sys.stderr)
     return 0
+
+
+def _render_ipvs(state: Any, args: argparse.Namespace) -> str:
+    import ipaddress
+
+    from netplane.proxy_ipvs.iptables_rules import RuleOptions
+    from netplane.proxy_ipvs.planner import PlanOptions
+    from netplane.proxy_ipvs.render import render_text
+
+    if args.ipvs_scheduler not in IPVS_SCHEDULERS:
+        raise CliError(f"--ipvs-scheduler {args.ipvs_scheduler}: not an IPVS scheduler; use one of "
+                       f"{', '.join(IPVS_SCHEDULERS)}", 2)
+    try:
+        node_ips = tuple(str(ipaddress.IPv4Address(ip)) for ip in args.node_ip)
+    except ValueError as exc:
+        raise CliError(f"--node-ip: {exc}", 2) from exc
+    try:
+        return render_text(state, PlanOptions(args.node_name, node_ips, args.ipvs_scheduler),
+                           RuleOptions(cluster_cidr=args.cluster_cidr, masquerade_all=args.masquerade_all))
+    except ValueError as exc:  # e.g. a loadBalancerSourceRanges entry that is no CIDR
+        raise CliError(f"cannot render the objects: {exc}", 2) from exc
 
 
 def _has_cluster_ip(svc: dict[str, Any]) -> bool:
@@ -161,6 +224,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("the proxy programs the kernel (iptables, sockets on node ports): run it as root", 2)
     if args.cleanup:
         return cleanup(args)
+    if args.mode == "ipvs":
+        from netplane.proxy_ipvs.kernel import ipvs_available
+
+        reason = ipvs_available()
+        if reason:
+            raise CliError(f"--mode ipvs: {reason}; use --mode iptables", 1)
     if args.cluster_cidr is not None:
         import ipaddress
 

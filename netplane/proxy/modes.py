@@ -11,6 +11,7 @@ ALL = ("userspace", "iptables", "ipvs")
 BACKENDS = {
     "userspace": "netplane.proxy_userspace.backend:UserspaceBackend",
     "iptables": "netplane.proxy_iptables.backend:IptablesBackend",
+    "ipvs": "netplane.proxy_ipvs.backend:IpvsBackend",
 }
 
 
