@@ -88,7 +88,8 @@ def markdown(results: dict[str, Any], images: dict[str, str]) -> str:
                                        if m.get("host_kernel") else "")],
             ["system", m["os"]], ["python", m["python"]], ["netplane", m["netplane"]],
             ["iptables", m["iptables"]], ["ipvsadm", m["ipvsadm"]], ["nginx (endpoints)", m["nginx"]],
-            ["wrk", m["wrk"]], ["curl", m["curl"].split(" (")[0]]]),
+            ["wrk", m["wrk"]], ["curl", m["curl"].split(" (")[0]],
+            ["proxy flags", " ".join(plan["options"].get("proxy_args") or []) or "defaults"]]),
         "\nEach mode ran at each size in fresh network namespaces: a real apiserver holding N "
         f"services x {plan['endpoints']} endpoints, `netplane proxy --mode MODE` in a node namespace, "
         f"{plan['endpoints']} nginx endpoints and a client namespace routed through the node. "
