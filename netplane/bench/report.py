@@ -53,14 +53,15 @@ def observations(results: dict[str, Any]) -> list[str]:
     for size, runs in by_size.items():
         if len(runs) < 2:
             continue
-        for label, path, better in (
-                ("the fastest full sync", ("full_sync_s",), min),
-                ("the fastest one-change sync (p50)", ("one_change_sync_ms", "p50"), min),
-                ("the lowest network programming latency (p99)", ("programming_ms", "p99"), min),
-                ("the lowest connection set-up latency (p50)", ("connect_request_ms", "p50"), min),
-                ("the most requests/s over keep-alive connections", ("wrk_keepalive", "requests_per_s"), max),
-                ("the most new connections/s", ("wrk_new_connections", "requests_per_s"), max),
-                ("the fastest bulk transfer", ("bulk", "gbit_per_s"), max)):
+        for label, path, better, unit in (
+                ("the fastest full sync", ("full_sync_s",), min, " s"),
+                ("the fastest one-change sync (p50)", ("one_change_sync_ms", "p50"), min, " ms"),
+                ("the lowest network programming latency (p99)", ("programming_ms", "p99"), min, " ms"),
+                ("the lowest connection set-up latency (p50)", ("connect_request_ms", "p50"), min, " ms"),
+                ("the most requests/s over keep-alive connections", ("wrk_keepalive", "requests_per_s"), max,
+                 ""),
+                ("the most new connections/s", ("wrk_new_connections", "requests_per_s"), max, ""),
+                ("the fastest bulk transfer", ("bulk", "gbit_per_s"), max, " Gbit/s")):
             measured = [(r["mode"], _get(r, *path)) for r in runs if _get(r, *path) is not None]
             if len(measured) < 2:
                 continue
@@ -69,8 +70,8 @@ def observations(results: dict[str, Any]) -> list[str]:
             worst_mode, worst = (max if better is min else min)(others, key=lambda m: m[1])
             if best and worst:
                 ratio = worst / best if better is min else best / worst
-                out.append(f"At {size:,} services, {best_mode} has {label}: {fmt(best)} against "
-                           f"{worst_mode}'s {fmt(worst)} ({fmt(ratio)}x).")
+                out.append(f"At {size:,} services, {best_mode} has {label}: {fmt(best)}{unit} against "
+                           f"{worst_mode}'s {fmt(worst)}{unit} ({fmt(ratio)}x).")
     return out
 
 

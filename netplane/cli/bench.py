@@ -121,16 +121,17 @@ def _in_guest(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
     thread.start()
     bar = tqdm(total=len(plan.runs) * len(STEPS), unit="step", desc="user-mode Linux", file=sys.stderr)
     progress = share / "progress"
+    seen = 0
     try:
         while thread.is_alive():
             thread.join(0.5)
-            if progress.exists():
-                lines = progress.read_text().splitlines()
-                if lines:
-                    last = json.loads(lines[-1])
-                    bar.set_description(f"uml: {last['run']}")
-                    bar.set_postfix_str(last["step"])
-                    bar.update(len(lines) - bar.n)
+            lines = progress.read_text().splitlines() if progress.exists() else []
+            if len(lines) > seen:  # redraw only on news: the bar may go to a log file
+                seen = len(lines)
+                last = json.loads(lines[-1])
+                bar.set_description(f"uml: {last['run']}", refresh=False)
+                bar.set_postfix_str(last["step"], refresh=False)
+                bar.update(seen - bar.n)
         bar.close()
         if "error" in box:
             raise CliError(f"user-mode Linux: {box['error']}")

@@ -60,3 +60,25 @@ def test_bad_arguments_get_one_line_and_exit_code_2(tmp_path: Path) -> None:
         done = subprocess.run([*NETPLANE, "bench", "compare", *args, "--out", str(tmp_path)],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+
+
+def test_ipvs_is_compared_inside_user_mode_linux_where_this_kernel_has_none(tmp_path: Path) -> None:
+    from netplane.bench.compare import has_ipvs
+    from netplane.kernel import uml
+
+    if has_ipvs():
+        pytest.skip("this kernel has IPVS: the comparison runs on the host")
+    if reason := uml.unavailable():
+        pytest.skip(f"user-mode Linux cannot boot here: {reason}")
+    out = tmp_path / "report"
+    done = subprocess.run([*NETPLANE, "bench", "compare", "--modes", "ipvs", "--services", "5", *SMALL,
+                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    machine = results["machine"]
+    assert machine["host_kernel"] and machine["kernel"] != machine["host_kernel"]
+    [run] = results["runs"]
+    assert run["mode"] == "ipvs" and run["spread"]["counts"] == [100, 100], "rr: exactly even"
+    report = (out / "report.md").read_text()
+    assert "user-mode Linux guest on" in report and "--iptables-variant legacy" in report
+    check(report, results)

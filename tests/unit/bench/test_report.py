@@ -77,7 +77,7 @@ def test_a_figure_that_is_not_in_the_results_fails_the_check() -> None:
 def test_observations_name_the_better_mode_with_the_measured_ratio() -> None:
     said = observations(RESULTS)
     full = next(s for s in said if s.startswith("At 1,000 services") and "full sync" in s)
-    assert "iptables has the fastest full sync: 12 against userspace's 24 (2x)" in full
+    assert "iptables has the fastest full sync: 12 s against userspace's 24 s (2x)" in full
     keepalive = next(s for s in said if s.startswith("At 100 services") and "keep-alive" in s)
     assert "iptables" in keepalive and "userspace" in keepalive
 
