@@ -61,6 +61,7 @@ class UpOptions:
     state_dir: Path
     nodes: int = 2
     proxy_mode: str = "iptables"
+    iptables_variant: str = "auto"  # the proxies' --iptables-variant
     api_port: int = 6443
     ready_timeout: float = 120.0
     node_monitor_grace_period: str = "40s"
@@ -284,7 +285,7 @@ def _start_all(layout: Layout, record: ClusterRecord, opts: UpOptions) -> None:
         argv = processes.netplane_argv(
             "proxy", "--mode", opts.proxy_mode, "--kubeconfig", str(layout.node_kubeconfig),
             "--node-name", node.name, "--metrics-bind-address", f"127.0.0.1:{PROXY_METRICS_PORT}",
-            "--cluster-cidr", CLUSTER_CIDR)
+            "--cluster-cidr", CLUSTER_CIDR, "--iptables-variant", opts.iptables_variant)
         record.processes.append(processes.start(f"proxy-{node.name}", argv,
                                                 layout.log_path(f"proxy-{node.name}"),
                                                 netns=node.netns))

@@ -19,6 +19,8 @@ def register(sub: Any) -> None:
     up.add_argument("--nodes", type=int, default=2)
     up.add_argument("--proxy-mode", choices=("userspace", "iptables", "ipvs"), default="iptables",
                     help="the data plane of every node's proxy")
+    up.add_argument("--iptables-variant", choices=("auto", "nft", "legacy"), default="auto",
+                    help="the iptables every node's proxy writes (auto: what the node already uses)")
     up.add_argument("--state-dir", type=Path, default=_DEFAULT_STATE)
     up.add_argument("--api-port", type=int, default=6443, help="the apiserver's port on 127.0.0.1")
     up.add_argument("--detach", action="store_true", help="return once the cluster is ready")
@@ -49,6 +51,7 @@ def run_up(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(str(exc), 2) from exc
     opts = UpOptions(state_dir=args.state_dir.resolve(), nodes=args.nodes, proxy_mode=args.proxy_mode,
+                     iptables_variant=args.iptables_variant,
                      api_port=args.api_port, ready_timeout=args.ready_timeout,
                      node_monitor_grace_period=args.node_monitor_grace_period, store=args.store,
                      ingress_port=args.ingress_port or UpOptions.ingress_port,
@@ -63,7 +66,8 @@ def run_up(args: argparse.Namespace) -> int:
                                                         required=opts.ingress_ports_required):
                 sock.close()  # only a check: the supervisor binds them
             argv = ["up", "--state-dir", str(opts.state_dir), "--nodes", str(opts.nodes),
-                    "--proxy-mode", opts.proxy_mode, "--api-port", str(opts.api_port),
+                    "--proxy-mode", opts.proxy_mode, "--iptables-variant", opts.iptables_variant,
+                    "--api-port", str(opts.api_port),
                     "--node-monitor-grace-period", opts.node_monitor_grace_period,
                     "--ready-timeout", str(opts.ready_timeout)]
             if opts.store:
