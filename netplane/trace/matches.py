@@ -220,9 +220,10 @@ def _set(m: Match, pkt: Packet, node: NodeView) -> Verdict:
     parts = []
     for flag in flags.split(","):
         parts.append((pkt.src, pkt.sport) if flag == "src" else (pkt.dst, pkt.dport))
-    # hash:ip, hash:ip,port, hash:ip,port,ip as ipset lists them ("10.0.0.1,tcp:80").
+    # hash:ip, hash:ip,port, hash:ip,port,ip as ipset lists them ("10.0.0.1,tcp:80"), and
+    # bitmap:port's bare port numbers (IPVS mode's node-port sets).
     ip = parts[0][0]
-    candidates = {ip}
+    candidates = {ip, str(parts[0][1])}
     if len(parts) >= 2:
         candidates.add(f"{ip},{pkt.proto}:{parts[1][1]}")
     if len(parts) >= 3:

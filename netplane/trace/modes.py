@@ -4,7 +4,7 @@ Every hop gets the same netfilter walk (rules, counters, conntrack): iptables mo
 there entirely; userspace mode adds its portals there. When the packet reaches the node
 itself (INPUT), the mode's tracer says what the proxy did with it: userspace mode's
 listener and the backend it picked; IPVS mode's virtual server and the real server its
-connection table shows for the probe. A mode plugs in by adding a `ModeTracer` to
+connection table shows for the probe (ipvs.py). A mode plugs in by adding a `ModeTracer` to
 `TRACERS`.
 """
 
@@ -23,7 +23,7 @@ from netplane.trace.sockets import listening
 
 
 class TraceUnavailable(Exception):
-    """The node's mode cannot be traced (yet); the message says why."""
+    """The node's mode cannot be traced; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,17 @@ class Delivery:
 
 class ModeTracer(Protocol):
     mode: str
+    # Whether the node's rules match on ipsets, so that the walk must read their members.
+    needs_ipsets: bool
 
     def prepare(self, node: NodeHandle) -> None:
         """Before the probe: snapshot what the mode's evidence is measured against."""
         ...
 
-    def delivered(self, node: NodeHandle, packet: Packet) -> Delivery | None:
+    def delivered(self, node: NodeHandle, packet: Packet, service: str | None) -> Delivery | None:
         """After the probe, which reached `node` itself as `packet`: what the proxy did with
-        it; None when no part of the proxy serves that address."""
+        it; None when no part of the proxy serves that address. `service`: the service
+        port ("ns/name:port") the API says the probe's destination belongs to."""
         ...
 
 
@@ -53,11 +56,12 @@ class IptablesTracer:
     """iptables mode is all in the netfilter walk; nothing of it listens on the node."""
 
     mode = "iptables"
+    needs_ipsets = False
 
     def prepare(self, node: NodeHandle) -> None:
         pass
 
-    def delivered(self, node: NodeHandle, packet: Packet) -> Delivery | None:
+    def delivered(self, node: NodeHandle, packet: Packet, service: str | None) -> Delivery | None:
         return None
 
 
@@ -76,6 +80,7 @@ class UserspaceTracer:
     from the proxy's /debug views; the listener checked against the node's socket table."""
 
     mode = "userspace"
+    needs_ipsets = False
 
     def __init__(self, wait: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.wait = wait
@@ -95,7 +100,7 @@ class UserspaceTracer:
                 return mine[-1] if mine else None
             time.sleep(0.1)
 
-    def delivered(self, node: NodeHandle, packet: Packet) -> Delivery | None:
+    def delivered(self, node: NodeHandle, packet: Packet, service: str | None) -> Delivery | None:
         entry = find_listener(debug_view(node, "userspace/listeners"), packet)
         if entry is None:
             return None
@@ -128,13 +133,9 @@ class UserspaceTracer:
 
 
 def _ipvs() -> ModeTracer:
-    # To come as an IpvsTracer: `delivered` finds the virtual server of the packet's
-    # destination (the VIP is on kube-ipvs0, so the walk delivers locally; the ipset rules
-    # are walked with NodeView.ipsets), its real servers, and the one the IPVS connection
-    # table holds for the probe's source port.
-    raise TraceUnavailable(
-        "the node's proxy runs in IPVS mode, which netplane trace cannot follow yet: its tracer (virtual "
-        "server, real servers, the one the IPVS connection table chose) is still to be written")
+    from netplane.trace.ipvs import IpvsTracer  # it builds on Delivery, defined here
+
+    return IpvsTracer()
 
 
 TRACERS: dict[str, Callable[[], ModeTracer]] = {

@@ -6,6 +6,7 @@ node's network namespace (a thin shell over pyroute2)."""
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -24,8 +25,8 @@ class NodeView:
     addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     forwarding: bool = True
-    # set name -> members as `ipset list` prints them ("10.96.0.10,udp:53"); IPVS mode's
-    # rules match on sets, which its tracer reads (read_node_view leaves this empty).
+    # set name -> members as `ipset save` prints them ("10.96.0.10,udp:53"); IPVS mode's
+    # rules match on sets (read_node_view reads them when asked).
     ipsets: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Whether the kernel tracks connections here; without, the nat table is never run.
     conntrack: bool = True
@@ -68,9 +69,31 @@ class NodeView:
         return route.dev if route is not None else None
 
 
-def read_node_view(name: str, netns: str) -> NodeView:
-    """The addresses, routes and forwarding switch of network namespace `netns`. Blocking
-    (netlink): call it in a thread."""
+def parse_ipset_save(text: str) -> dict[str, frozenset[str]]:
+    """`ipset save` output: set name -> its members, as `add` lines print them."""
+    sets: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "create":
+            sets.setdefault(words[1], set())
+        elif len(words) >= 3 and words[0] == "add":
+            sets.setdefault(words[1], set()).add(words[2])
+    return {k: frozenset(v) for k, v in sets.items()}
+
+
+def read_ipsets(netns: str) -> dict[str, frozenset[str]]:
+    """The ipsets of network namespace `netns` with their members (`ipset save`)."""
+    from netplane.kernel.exec import in_netns
+
+    out = subprocess.run(in_netns(netns, ["ipset", "save"]), capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"ipset save in {netns} failed: {out.stderr.strip()}")
+    return parse_ipset_save(out.stdout)
+
+
+def read_node_view(name: str, netns: str, *, ipsets: bool = False) -> NodeView:
+    """The addresses, routes and forwarding switch of network namespace `netns`, and with
+    `ipsets` its ipsets. Blocking (netlink): call it in a thread."""
     from netplane.kernel import sysctl
     from netplane.kernel.netns import ipr
 
@@ -88,4 +111,5 @@ def read_node_view(name: str, netns: str) -> NodeView:
             oif = r.get_attr("RTA_OIF")
             routes.append(Route(f"{dst}/{r['dst_len']}", names.get(oif, str(oif)), r.get_attr("RTA_GATEWAY")))
     forwarding = sysctl.read(netns, "net.ipv4.ip_forward") != "0"
-    return NodeView(name, {dev: tuple(a) for dev, a in addresses.items()}, tuple(routes), forwarding)
+    return NodeView(name, {dev: tuple(a) for dev, a in addresses.items()}, tuple(routes), forwarding,
+                    read_ipsets(netns) if ipsets else {})

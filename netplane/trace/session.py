@@ -58,7 +58,7 @@ class _Crossed:
 def _cross(node: NodeHandle, mode: str, tracer: ModeTracer, netfilter: NetfilterTrace, located: Located,
            packet: Packet, following: NodeHandle | None) -> _Crossed:
     """The packet through one node: stopped there, delivered there, or sent on."""
-    crossing = netfilter.cross(packet, read_node_view(node.name, node.netns))
+    crossing = netfilter.cross(packet, read_node_view(node.name, node.netns, ipsets=tracer.needs_ipsets))
     path = crossing.choice.path
     nf = netfilter_view(netfilter.variant, crossing.choice, crossing.paths, crossing.deltas,
                         crossing.conntrack)
@@ -72,7 +72,8 @@ def _cross(node: NodeHandle, mode: str, tracer: ModeTracer, netfilter: Netfilter
         verdict = "rejected" if path.verdict == "reject" else "dropped"
         return _Crossed(hop(f"{verdict}: {reason}"), Outcome(verdict, reason))
     if path.local:
-        delivery = tracer.delivered(node, path.packet)
+        delivery = tracer.delivered(node, path.packet,
+                                    located.service.service_port if located.service else None)
         if delivery is None:
             where = f"{path.packet.dst}:{path.packet.dport}"
             return _Crossed(hop(f"delivered to {where} on {node.name} itself: no proxy listener serves it"),

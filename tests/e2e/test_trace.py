@@ -1,6 +1,7 @@
 """`netplane trace` on a real 2-node cluster per proxy mode: a probe crafted with scapy
 leaves a client pod on node-1, and the trace must show the path the kernel (or the
-userspace proxy) really gave it. Each claim is checked against something the trace did
+userspace proxy) really gave it. IPVS mode runs the same tests inside user-mode Linux
+(tests/kernel/test_trace_ipvs.py). Each claim is checked against something the trace did
 not produce itself: the endpoint a UDP probe names is the pod that answered it, the
 counters and conntrack entries read independently with iptables-save and conntrack."""
 
@@ -69,10 +70,29 @@ def in_netns(netns: str, *argv: str) -> str:
                           check=True).stdout
 
 
-def _programmed(cluster: Layout, mode: str) -> bool:
+def real_servers(netns: str, proto: str, vip: str, port: int) -> list[str] | None:
+    """ipvsadm's real servers ("ip:port") of one virtual server; None when there is none."""
+    found = subprocess.run(["ip", "netns", "exec", netns, "ipvsadm", "-Ln", f"--{proto}-service",
+                            f"{vip}:{port}"], capture_output=True, text=True)
+    if found.returncode != 0:
+        return None
+    return [line.split()[1] for line in found.stdout.splitlines()
+            if line.split()[:1] == ["->"] and line.split()[1][0].isdigit()]
+
+
+def ipvs_connections(netns: str) -> list[str]:
+    """The IPVS connection table as ipvsadm prints it (-Lnc), one line per entry."""
+    return in_netns(netns, "ipvsadm", "-Lnc").splitlines()[2:]
+
+
+def _programmed(cluster: Layout, mode: str, web: str, empty: str) -> bool:
     """Both nodes' proxies serve tr-web with its two endpoints and tr-empty with none."""
     for node in _nodes(cluster).values():
-        if mode == "iptables":
+        if mode == "ipvs":
+            if len(real_servers(node.netns, "tcp", web, 80) or []) != 2 or real_servers(
+                    node.netns, "tcp", empty, 80) != []:
+                return False
+        elif mode == "iptables":
             saved = in_netns(node.netns, "iptables-save")
             if (saved.count('"default/tr-web:http -> ') != 2
                     or "default/tr-empty:http has no endpoints" not in saved):
@@ -106,7 +126,8 @@ def setup(cluster: Layout) -> dict[str, Any]:
         return {name: p.status.pod_ip for name, p in pods.items()}
 
     ips = eventually(running, "the trace test's pods to run")
-    eventually(lambda: _programmed(cluster, _mode(cluster)), "both proxies to serve the services")
+    eventually(lambda: _programmed(cluster, _mode(cluster), web.spec.cluster_ip, empty.spec.cluster_ip),
+               "both proxies to serve the services")
     api.close()
     return {"web": web.spec.cluster_ip, "empty": empty.spec.cluster_ip, "ips": ips,
             "node_port": next(p.node_port for p in web.spec.ports if p.name == "http"),
@@ -166,6 +187,20 @@ def test_a_working_service_shows_its_path_and_the_endpoint_the_kernel_or_proxy_c
         after = _dnat_counters(node1.netns, "default/tr-web:http")
         assert after[endpoint] - before[endpoint] >= 1
         assert all(after[ep] == before[ep] for ep in after if ep != endpoint)
+    elif mode == "ipvs":
+        steps = _steps(hop)
+        assert [s["chain"] for s in steps][:2] == ["PREROUTING", "KUBE-SERVICES"]
+        assert any("--match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT" in s["rule"] for s in steps)
+        assert hop["netfilter"]["fits"]
+        proxy = hop["proxy"]["data"]
+        assert proxy["virtual_server"]["address"] == f"{setup['web']}:80"
+        assert sorted(r["address"] for r in proxy["virtual_server"]["reals"]) == sorted(
+            f"{ip}:8080" for ip in setup["backends"])
+        assert proxy["connection"]["real"] == endpoint
+        # The kernel's own word, read with ipvsadm: the probe's connection went there.
+        client = f"{data['probe']['src']}:{data['probe']['sport']}"
+        assert any(client in line and line.rstrip().endswith(endpoint) for line in ipvs_connections(
+            _nodes(cluster)["node-1"].netns)), ipvs_connections(_nodes(cluster)["node-1"].netns)
     else:
         proxy = hop["proxy"]["data"]
         assert proxy["listener"]["address"] == setup["web"] and proxy["listener"]["port"] == 80
@@ -197,6 +232,12 @@ def test_a_service_without_endpoints_shows_the_rejection_and_why(cluster: Layout
         assert "REJECT with icmp-port-unreachable" in text and "-j REJECT" in text
         [answer] = data["probe"]["answers"]
         assert answer["kind"] == "icmp-unreachable" and answer["detail"].startswith("port-unreachable")
+    elif _mode(cluster) == "ipvs":
+        # IPVS itself answers: a virtual server without real servers sends port unreachable.
+        assert data["hops"][0]["proxy"]["data"]["virtual_server"]["reals"] == []
+        assert "has no real servers" in data["outcome"]["reason"] and "ICMP port unreachable" in text
+        [answer] = data["probe"]["answers"]
+        assert answer["kind"] == "icmp-unreachable" and answer["detail"].startswith("port-unreachable")
     else:
         assert "the userspace proxy reset the connection" in data["outcome"]["reason"]
         assert [a["kind"] for a in data["probe"]["answers"]] == ["syn-ack", "reset"]
@@ -206,7 +247,7 @@ def test_a_service_without_endpoints_shows_the_rejection_and_why(cluster: Layout
 def test_a_udp_probe_to_a_service_without_endpoints_is_stopped(cluster: Layout,
                                                                setup: dict[str, Any]) -> None:
     data = report(cluster, "--to", f"{setup['empty']}:90", "--proto", "udp")
-    verdict = "rejected" if _mode(cluster) == "iptables" else "dropped"
+    verdict = "dropped" if _mode(cluster) == "userspace" else "rejected"
     assert data["outcome"]["verdict"] == verdict
     assert data["outcome"]["reason"].startswith("service default/tr-empty:udp has no ready endpoints")
 
@@ -231,6 +272,14 @@ def test_a_node_port_reached_from_a_pod_on_the_other_node(cluster: Layout, setup
         assert f"DNAT to {outcome['endpoint']}" in second["netfilter"]["conntrack"]
         flows = in_netns(node2.netns, "conntrack", "-L", "-p", "tcp", "--sport", str(data["probe"]["sport"]))
         assert f"src={outcome['endpoint'].rpartition(':')[0]}" in flows  # the kernel's own word
+    elif _mode(cluster) == "ipvs":
+        assert any("KUBE-NODE-PORT" in s["rule"] for s in _steps(second))
+        proxy = second["proxy"]["data"]
+        assert proxy["virtual_server"]["address"] == f"{node2.underlay_ip}:{setup['node_port']}"
+        assert proxy["connection"]["real"] == outcome["endpoint"]
+        client = f"{data['probe']['src']}:{data['probe']['sport']}"
+        assert any(client in line and line.rstrip().endswith(outcome["endpoint"])
+                   for line in ipvs_connections(node2.netns))
     else:
         assert second["proxy"]["data"]["listener"]["kind"] == "node port"
         assert second["proxy"]["data"]["pick"]["endpoint"] == outcome["endpoint"]

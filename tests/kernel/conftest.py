@@ -27,7 +27,9 @@ from _pytest.reports import TestReport
 from netplane.kernel import uml
 
 REPORTS = "reports.jsonl"
-GUEST_TIMEOUT = 900.0
+GUEST_TIMEOUT = 1200.0
+# A whole `netplane up` cluster runs in the guest (tests/kernel/test_trace_ipvs.py).
+GUEST_MEMORY = "3G"
 _RESULTS = pytest.StashKey[dict[str, list[TestReport]]]()
 _FAILURE = pytest.StashKey[str]()
 _REPORT_FILE = pytest.StashKey[Path]()
@@ -94,7 +96,8 @@ def _boot(session: pytest.Session) -> None:
     try:
         (share / REPORTS).unlink(missing_ok=True)
         try:
-            result = uml.run(argv, cwd=config.rootpath, env=env, timeout=GUEST_TIMEOUT, share=share)
+            result = uml.run(argv, cwd=config.rootpath, env=env, timeout=GUEST_TIMEOUT, share=share,
+                             mem=GUEST_MEMORY)
         except uml.UmlError as exc:
             config.stash[_FAILURE] = f"the user-mode Linux guest failed: {exc}"
             return

@@ -48,9 +48,9 @@ def test_a_packet_reaches_the_listener_of_its_address_or_the_node_port_one() -> 
     assert find_listener(listeners, Packet("udp", "10.244.1.2", 1, "10.96.0.20", 80)) is None
 
 
-def test_ipvs_mode_is_refused_before_any_probe_with_what_is_missing() -> None:
-    with pytest.raises(TraceUnavailable, match="IPVS mode, which netplane trace cannot follow yet"):
-        tracer_for("ipvs")
+def test_every_mode_has_a_tracer_and_an_unknown_one_is_refused_before_any_probe() -> None:
     with pytest.raises(TraceUnavailable, match="knows iptables, userspace, ipvs"):
         tracer_for("nftables")
-    assert tracer_for("iptables").mode == "iptables" and tracer_for("userspace").mode == "userspace"
+    modes = ("iptables", "userspace", "ipvs")
+    assert [tracer_for(m).mode for m in modes] == list(modes)
+    assert [tracer_for(m).needs_ipsets for m in modes] == [False, False, True]
