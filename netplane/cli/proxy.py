@@ -78,7 +78,8 @@ def register(sub: Any) -> None:
                    help="ipvs mode: an address of the node (node ports get a virtual server on each; "
                    "repeatable)")
     r.set_defaults(func=render)
-    st = verbs.add_parser("status", help="what the iptables mode programmed on this node, with counters")
+    st = verbs.add_parser("status", help="what the iptables or IPVS mode programmed on this node, with "
+                          "packet or connection counters")
     st.add_argument("--iptables-variant", choices=("auto", "nft", "legacy"), default="auto")
     st.set_defaults(func=status)
 
@@ -200,6 +201,13 @@ def _has_cluster_ip(svc: dict[str, Any]) -> bool:
 def status(args: argparse.Namespace) -> int:
     from netplane.kernel.iptables import Iptables, IptablesError, detect_variant
     from netplane.proxy_iptables import status as st
+    from netplane.proxy_ipvs import status as ipvs_status
+
+    virtuals = ipvs_status.read()
+    if virtuals:  # the IPVS table is IPVS mode's alone
+        print(f"ipvs mode: {len(virtuals)} virtual servers (per connection: ipvsadm -Lnc)")
+        sys.stdout.write(ipvs_status.format_virtuals(virtuals))
+        return 0
 
     try:
         ipt = Iptables(detect_variant() if args.iptables_variant == "auto" else args.iptables_variant)

@@ -105,6 +105,15 @@ def test_300_new_connections_spread_evenly_over_the_three_real_servers(proxy: Pr
         assert 90 <= count <= 110, f"{name} got {count} of 300 connections: {dict(counts)}"
 
 
+def test_status_lists_the_virtual_servers_with_their_connections(proxy: ProxyNode) -> None:
+    _answers(proxy, WEB_IP, 80, 6)
+    out = in_node(proxy, *NETPLANE, "proxy", "status")
+    assert out.splitlines()[0].startswith("ipvs mode: ") and "VIRTUAL-SERVER" in out.splitlines()[1]
+    row = next(line.split() for line in out.splitlines() if line.startswith(f"{WEB_IP}:80 "))
+    assert row[1:5] == ["TCP", "rr", "-", "3"]
+    assert int(row[5]) + int(row[6]) >= 1  # the connections just made, as ipvsadm counts them
+
+
 def test_the_node_itself_reaches_the_cluster_ip(proxy: ProxyNode) -> None:
     from netplane.kernel import netns
 

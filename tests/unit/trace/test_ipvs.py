@@ -7,7 +7,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from netplane.trace.ipvs import explain, parse_ip_vs, parse_ip_vs_conn
+from netplane.proxy_ipvs.procfs import parse_ip_vs, parse_ip_vs_conn
+from netplane.trace.ipvs import explain
 from netplane.trace.matches import Tri, Where, evaluate
 from netplane.trace.node import NodeView, parse_ipset_save
 from netplane.trace.packet import Packet
