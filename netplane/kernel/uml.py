@@ -28,6 +28,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -96,8 +97,23 @@ def unavailable() -> str | None:
     return None
 
 
-def _init_script(version: str, share: Path, modules: Sequence[str], command: Path) -> str:
+# The guest mounts tmpfs over these: host paths under them must be mounted back (hostfs).
+_GUEST_TMPFS = ("/tmp", "/run", "/dev/shm")
+
+
+def hidden_paths(paths: Sequence[str]) -> list[str]:
+    """Those of `paths` that the guest's tmpfs mounts would hide (a checkout or a venv under
+    /tmp), without any that another one contains."""
+    hidden = sorted({os.path.normpath(p) for p in paths
+                     if any(p == root or p.startswith(root + "/") for root in _GUEST_TMPFS)})
+    return [p for p in hidden if not any(p.startswith(q + "/") for q in hidden if q != p)]
+
+
+def _init_script(version: str, share: Path, modules: Sequence[str], command: Path,
+                 host_paths: Sequence[str] = ()) -> str:
     modprobe = f"{GUEST_SHARE}-modprobe"
+    remounts = "\n".join(f"mkdir -p {shlex.quote(p)} && mount -r -t hostfs -o {shlex.quote(p)} hostfs "
+                          f"{shlex.quote(p)}" for p in host_paths)
     loads = "\n".join(f"{modprobe} {shlex.quote(m)} 2>>{GUEST_SHARE}/modprobe.log" for m in modules)
     return f"""#!/bin/sh
 # netplane's user-mode Linux init: mount, load modules, run the command, power off.
@@ -109,6 +125,8 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t devpts devpts /dev/pts 2>/dev/null
+# Host directories the tmpfs mounts just hid (the checkout, the venv), read-only again.
+{remounts}
 mkdir -p {GUEST_SHARE} /tmp/.np-modules/lib/modules/{version}
 mount -t hostfs -o {shlex.quote(str(share))} hostfs {GUEST_SHARE}
 mount --bind {MODULES_ROOT}/{version} /tmp/.np-modules/lib/modules/{version}
@@ -158,7 +176,9 @@ def run(argv: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str,
         command = share_dir / "command.sh"
         command.write_text(_command_script(argv, str(cwd or os.getcwd()), full_env))
         init = share_dir / "init"
-        init.write_text(_init_script(version, share_dir, modules, command))
+        workdir = str(cwd or os.getcwd())
+        init.write_text(_init_script(version, share_dir, modules, command,
+                                     hidden_paths([workdir, sys.prefix, os.path.dirname(sys.executable)])))
         init.chmod(0o755)
         for stale in ("rc", "output", "modprobe.log"):
             (share_dir / stale).unlink(missing_ok=True)

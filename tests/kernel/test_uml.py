@@ -59,3 +59,22 @@ def _is_guest(pid: str, share: Path) -> bool:
         return str(share) in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
     except OSError:
         return False
+
+
+def test_a_checkout_under_tmp_is_mounted_back_read_only(tmp_path: Path) -> None:
+    """The guest mounts tmpfs over /tmp: a clone or venv there must still be seen."""
+    if uml.unavailable() or uml.in_guest():
+        pytest.skip("user-mode Linux cannot boot here")
+    work = tmp_path / "checkout"
+    work.mkdir()
+    (work / "marker").write_text("from the host\n")
+    result = uml.run(["sh", "-c", "cat marker; touch x 2>/dev/null && echo writable || echo read-only"],
+                     cwd=work, share=tmp_path / "share", mem="256M", timeout=120)
+    assert result.returncode == 0, result.output + result.console[-2000:]
+    assert result.output == "from the host\nread-only\n"
+    assert not (work / "x").exists()
+
+
+def test_only_the_outermost_hidden_paths_are_mounted_back() -> None:
+    assert uml.hidden_paths(["/tmp/a/repo", "/tmp/a/repo/.venv", "/usr/bin", "/run/x", "/tmpfoo"]) == [
+        "/run/x", "/tmp/a/repo"]
