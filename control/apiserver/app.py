@@ -26,6 +26,7 @@ from control.apiserver.config import (
     ApiConfig,
     WatchSlots,
 )
+from control.apiserver.endpoints import EndpointReconciler
 from control.apiserver.handlers import ApiHandlers, RequestInfo, json_response
 from control.apiserver.metrics import ApiMetrics
 from control.apiserver.registry import Registry
@@ -197,18 +198,29 @@ def create_app(
         if any(repaired.values()):
             log.warning("repaired service allocations: %s", repaired)
         await namespaces.bootstrap(registry, config.secure_port)
-        if config.advertise_address:
-            await namespaces.publish_endpoints(registry, config.advertise_address,
-                                               config.advertise_port or config.secure_port)
-        task = asyncio.create_task(
+        tasks = [asyncio.create_task(
             namespaces.run_finalizer(registry, config.namespace_finalizer_interval),
-            name="namespace-finalizer")
+            name="namespace-finalizer")]
+        reconciler = None
+        if config.advertise_address:
+            reconciler = EndpointReconciler(registry, config.advertise_address,
+                                            config.advertise_port or config.secure_port,
+                                            ttl=config.endpoint_lease_ttl,
+                                            interval=config.endpoint_reconcile_interval)
+            try:
+                await reconciler.reconcile()  # published before the apiserver says it is ready
+            except Exception:
+                log.exception("could not publish the kubernetes service's endpoints (retried)")
+            tasks.append(asyncio.create_task(reconciler.run(), name="endpoint-reconciler"))
         app[READY].set()
         yield
         app[READY].clear()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if reconciler is not None:
+            await reconciler.stop()
 
     app.cleanup_ctx.append(lifecycle)
 

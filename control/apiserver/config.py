@@ -27,6 +27,9 @@ class ApiConfig:
     # --advertise-address): the `kubernetes` Service's endpoint. "" publishes none.
     advertise_address: str = ""
     advertise_port: int = 0  # 0: the secure port
+    # The lease that keeps the advertised address in the `kubernetes` Service (endpoints.py).
+    endpoint_lease_ttl: float = 15.0
+    endpoint_reconcile_interval: float = 10.0
 
 
 class WatchSlots:

@@ -15,7 +15,7 @@ from typing import Any
 
 from control.apiserver.errors import ApiError
 from control.apiserver.registry import Registry
-from control.apiserver.resources import ENDPOINTS, ENDPOINTSLICE, NAMESPACE, RESOURCES, SERVICE
+from control.apiserver.resources import NAMESPACE, RESOURCES, SERVICE
 from control.apiserver.selection import ObjectFilter
 
 log = logging.getLogger(__name__)
@@ -42,35 +42,6 @@ async def bootstrap(registry: Registry, secure_port: int) -> None:
     except ApiError as exc:
         if exc.reason != "AlreadyExists":
             log.warning("could not create the kubernetes service: %s", exc.message)
-
-
-async def publish_endpoints(registry: Registry, address: str, port: int) -> None:
-    """The `kubernetes` Service's endpoints: this apiserver's advertised address, as
-    kube-apiserver's endpoint reconciler writes them (an EndpointSlice and the legacy
-    Endpoints, both named `kubernetes`), so that pods reach the API at its ClusterIP.
-    Rewritten at every start: the address may have changed since."""
-    ports = [{"name": "https", "port": port, "protocol": "TCP"}]
-    objects = (
-        (ENDPOINTSLICE, {"metadata": {"name": "kubernetes", "labels": {
-            "kubernetes.io/service-name": "kubernetes",
-            "endpointslice.kubernetes.io/managed-by": "endpointslice-reconciler.netplane.io"}},
-            "addressType": "IPv4", "ports": ports,
-            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}]}),
-        (ENDPOINTS, {"metadata": {"name": "kubernetes"},
-                     "subsets": [{"addresses": [{"ip": address}], "ports": ports}]}),
-    )
-    for res, body in objects:
-        def replace(current: dict[str, Any], body: dict[str, Any] = body) -> dict[str, Any]:
-            return {**body, "metadata": {**current["metadata"], **body["metadata"]}}
-
-        try:
-            await registry.create(res, "default", body)
-        except ApiError as exc:
-            if exc.reason != "AlreadyExists":
-                log.warning("could not publish the kubernetes service's endpoints: %s", exc.message)
-                continue
-            with contextlib.suppress(ApiError):
-                await registry.guaranteed_update(res, "default", "kubernetes", replace)
 
 
 async def _finalize(registry: Registry, ns: dict[str, Any]) -> None:

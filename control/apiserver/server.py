@@ -39,6 +39,8 @@ class ServerOptions:
     listen_fds: list[int] = field(default_factory=list)
     advertise_address: str = ""
     advertise_port: int = 0
+    endpoint_lease_ttl: float = 15.0
+    endpoint_reconcile_interval: float = 10.0
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -82,7 +84,9 @@ async def start(opts: ServerOptions) -> RunningServer:
                            secure_port=opts.secure_port, max_request_bytes=opts.max_request_bytes,
                            max_watches=opts.max_watches,
                            server_address=f"{_host(host)}:{opts.secure_port}",
-                           advertise_address=opts.advertise_address, advertise_port=opts.advertise_port)
+                           advertise_address=opts.advertise_address, advertise_port=opts.advertise_port,
+                           endpoint_lease_ttl=opts.endpoint_lease_ttl,
+                           endpoint_reconcile_interval=opts.endpoint_reconcile_interval)
         app = create_app(store, config, authenticator=authn, authorize=authorize)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -48,6 +48,9 @@ def register(sub: Any) -> None:
     p.add_argument("--advertise-address", type=_advertise, default=("", 0), metavar="IP[:PORT]",
                    help="where pods reach this apiserver: published as the endpoint of the "
                    "`kubernetes` Service (PORT defaults to --secure-port)")
+    # kube-apiserver's lease reconciler timings (fixed there: 15 s and 10 s); tests shorten them.
+    p.add_argument("--endpoint-lease-ttl", type=float, default=15.0, help=argparse.SUPPRESS)
+    p.add_argument("--endpoint-reconcile-interval", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--listen-fd", type=int, action="append", default=[],
                    help="also serve HTTPS on this inherited, listening socket (used by netplane up)")
     p.set_defaults(func=run)
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         store_url=args.store, max_request_bytes=args.max_request_bytes,
         max_watches=args.max_watches, extra_sans=args.tls_san,
         listen_fds=args.listen_fd, advertise_address=args.advertise_address[0],
-        advertise_port=args.advertise_address[1])
+        advertise_port=args.advertise_address[1], endpoint_lease_ttl=args.endpoint_lease_ttl,
+        endpoint_reconcile_interval=args.endpoint_reconcile_interval)
     try:
         run_async(serve_forever(opts))
     except OSError as exc:

@@ -1,16 +1,23 @@
-"""The `kubernetes` Service: at the first service address, with the apiserver's advertised
-address as its endpoint (EndpointSlice and Endpoints), as kube-apiserver publishes it."""
+"""The `kubernetes` Service: at the first service address, with the apiservers' advertised
+addresses as its endpoints (EndpointSlice and Endpoints), kept by kube-apiserver's lease
+reconciler: several apiservers on one etcd are all listed, one that stops is taken out at
+once, one that crashes when its lease expires."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from control.apiserver.process import ApiServerProcess
+from control.store.etcd_process import EtcdCluster
+from tests.integration.store.etcd_fixtures import require_etcd
 
 
 def _published(kubeconfig: Path) -> tuple[list[str], list[int], list[str]]:
@@ -43,3 +50,37 @@ def test_a_bad_advertise_address_is_one_line_and_exit_code_2(tmp_path: Path) -> 
                            str(tmp_path), "--advertise-address", "apiserver.local"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "not an IPv4 address" in done.stderr
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_every_live_apiserver_on_one_etcd_is_an_endpoint(tmp_path: Path) -> None:
+    require_etcd()
+    etcd = EtcdCluster(tmp_path / "etcd", size=1)
+    etcd.start()
+    quick = ["--endpoint-lease-ttl", "3", "--endpoint-reconcile-interval", "0.5"]
+    one = ApiServerProcess(tmp_path / "api1", extra_args=[
+        "--store", etcd.url(), "--advertise-address", "10.255.0.1:6443", *quick])
+    two = ApiServerProcess(tmp_path / "api2", extra_args=[
+        "--store", etcd.url(), "--advertise-address", "10.255.0.2:6443", *quick])
+    try:
+        one.start()
+        two.start()
+        both = (["10.255.0.1", "10.255.0.2"], [6443], ["10.255.0.1", "10.255.0.2"])
+        _eventually(lambda: _published(one.kubeconfig) == both, "both apiservers in the endpoints")
+        two.stop()  # SIGTERM: it gives its lease up and takes itself out
+        alone = (["10.255.0.1"], [6443], ["10.255.0.1"])
+        _eventually(lambda: _published(one.kubeconfig) == alone, "the stopped apiserver to go")
+        two.start()
+        _eventually(lambda: _published(one.kubeconfig) == both, "the restarted apiserver to come back")
+        two.stop(signal.SIGKILL)  # no goodbye: its lease expires after 3 s
+        _eventually(lambda: _published(one.kubeconfig) == alone, "the crashed apiserver's lease to expire")
+    finally:
+        two.stop()
+        one.stop()
+        etcd.stop()
