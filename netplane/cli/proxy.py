@@ -78,9 +78,12 @@ def register(sub: Any) -> None:
                    help="ipvs mode: an address of the node (node ports get a virtual server on each; "
                    "repeatable)")
     r.set_defaults(func=render)
-    st = verbs.add_parser("status", help="what the iptables or IPVS mode programmed on this node, with "
-                          "packet or connection counters")
+    st = verbs.add_parser("status", help="what the node's proxy programmed: iptables rules with packet "
+                          "counters, IPVS virtual servers with connection counts, userspace listeners")
     st.add_argument("--iptables-variant", choices=("auto", "nft", "legacy"), default="auto")
+    st.add_argument("--metrics-address", default="127.0.0.1:10249", metavar="HOST:PORT",
+                    help="the running proxy's metrics address, asked for its mode (userspace mode's "
+                    "listeners live in the proxy, not in the kernel)")
     st.set_defaults(func=status)
 
 
@@ -203,6 +206,16 @@ def status(args: argparse.Namespace) -> int:
     from netplane.proxy_iptables import status as st
     from netplane.proxy_ipvs import status as ipvs_status
 
+    mode = _ask_proxy(args.metrics_address, "/proxyMode")
+    if mode is not None and mode.strip() == "userspace":
+        import json
+
+        from netplane.proxy_userspace import status as us_status
+
+        listeners = json.loads(_ask_proxy(args.metrics_address, "/debug/userspace/listeners") or "[]")
+        print(f"userspace mode: {len(listeners)} listeners (the proxy on {args.metrics_address})")
+        sys.stdout.write(us_status.format_listeners(listeners))
+        return 0
     virtuals = ipvs_status.read()
     if virtuals:  # the IPVS table is IPVS mode's alone
         print(f"ipvs mode: {len(virtuals)} virtual servers (per connection: ipvsadm -Lnc)")
@@ -217,6 +230,18 @@ def status(args: argparse.Namespace) -> int:
     print(f"iptables mode ({ipt.variant}): {len(rows)} service ports")
     sys.stdout.write(st.format_rows(rows))
     return 0
+
+
+def _ask_proxy(address: str, path: str) -> str | None:
+    """GET `path` from the proxy's metrics address; None when no proxy answers there."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=2) as resp:
+            return str(resp.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
 
 
 def _raise_fd_limit() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -54,6 +55,16 @@ def test_a_pod_reaches_a_service_by_cluster_ip_and_every_backend_answers_in_turn
     first = eventually(lambda: _answers(proxy, WEB_IP, 80, 3), "the service to answer")
     assert set(first) == names, "three connections in a row go to three different backends"
     assert _answers(proxy, WEB_IP, 80, 3) == first, "the rotation repeats in the same order"
+
+
+def test_status_lists_the_listeners_the_running_proxy_holds(proxy: ProxyNode) -> None:
+    out = subprocess.run(["ip", "netns", "exec", proxy.netns, sys.executable, "-m", "netplane.cli.main",
+                          "proxy", "status"], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("userspace mode: ") and lines[1].split()[:3] == ["SERVICE", "KIND", "ADDRESS"]
+    row = next(line.split() for line in lines if line.startswith("default/web:http "))
+    assert row[1:6] == ["cluster-IP", WEB_IP, "80", "TCP", "-"]
+    assert sorted(row[6].split(",")) == sorted(f"{b.ip}:{HTTP_PORT}" for b in proxy.backends)
 
 
 def test_the_node_itself_reaches_the_cluster_ip(proxy: ProxyNode) -> None:
