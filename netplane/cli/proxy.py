@@ -214,12 +214,12 @@ def status(args: argparse.Namespace) -> int:
 
         listeners = json.loads(_ask_proxy(args.metrics_address, "/debug/userspace/listeners") or "[]")
         print(f"userspace mode: {len(listeners)} listeners (the proxy on {args.metrics_address})")
-        sys.stdout.write(us_status.format_listeners(listeners))
+        sys.stdout.write(_table(us_status.HEADER, us_status.rows(listeners)))
         return 0
     virtuals = ipvs_status.read()
     if virtuals:  # the IPVS table is IPVS mode's alone
         print(f"ipvs mode: {len(virtuals)} virtual servers (per connection: ipvsadm -Lnc)")
-        sys.stdout.write(ipvs_status.format_virtuals(virtuals))
+        sys.stdout.write(_table(ipvs_status.HEADER, ipvs_status.rows(virtuals)))
         return 0
 
     try:
@@ -230,6 +230,13 @@ def status(args: argparse.Namespace) -> int:
     print(f"iptables mode ({ipt.variant}): {len(rows)} service ports")
     sys.stdout.write(st.format_rows(rows))
     return 0
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    from netplane.ctl.tabwriter import tabwrite
+
+    # kubectl's column layout, three spaces apart as the iptables mode's status table.
+    return tabwrite("".join("\t".join(row) + "\n" for row in (header, *rows)), padding=3)
 
 
 def _ask_proxy(address: str, path: str) -> str | None:
