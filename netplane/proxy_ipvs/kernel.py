@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import re
 import socket
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,16 +23,12 @@ from netplane.proxy_ipvs.nlsocket import (
     NetlinkSocket,
 )
 from netplane.proxy_ipvs.planner import SetEntry
+from netplane.proxy_ipvs.procfs import PROC_IP_VS, REAL_LINE, SERVICE_LINE, hex_ip
 from netplane.proxy_ipvs.table import RealKey, RealServer, VirtualKey, VirtualServer
 
 log = logging.getLogger(__name__)
 
-# The kernel's own view of the whole table, one read: real servers with their counters.
-# thread-self: the namespace of this thread, not of the process's main thread.
-_PROC_IP_VS = "/proc/thread-self/net/ip_vs"
 _VS_SYSCTLS = ("conntrack", "expire_nodest_conn", "expire_quiescent_template")
-_PROC_SERVICE = re.compile(r"^(TCP|UDP|SCTP)\s+([0-9A-F]{8}):([0-9A-F]{4})\s")
-_PROC_DEST = re.compile(r"^\s+->\s+([0-9A-F]{8}):([0-9A-F]{4})\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)")
 _FORWARD_NAMES = {"Masq": 0, "Local": 1, "Tunnel": 2, "Route": 3}
 # Deleting what is not there is not a failure: ESRCH/ENOENT (IPVS), EADDRNOTAVAIL
 # (addresses), IPSET_ERR_EXIST (ipset members).
@@ -42,10 +37,6 @@ _ABSENT = {errno.ESRCH, errno.ENOENT, errno.EADDRNOTAVAIL, ipset_wire.ERR_EXIST}
 
 class KernelError(Exception):
     """The kernel refused part of a sync; the message lists what."""
-
-
-def _hex_ip(text: str) -> str:
-    return socket.inet_ntoa(int(text, 16).to_bytes(4, "big"))
 
 
 class IpvsKernel:
@@ -129,20 +120,20 @@ class IpvsKernel:
         virtual server (10k dumps take ~4 s in user-mode Linux, the read ~0.7 s)."""
         out: dict[VirtualKey, dict[RealKey, RealServer]] = {}
         current: dict[RealKey, RealServer] | None = None
-        with open(_PROC_IP_VS) as f:
+        with open(PROC_IP_VS) as f:
             for line in f:
                 if line.startswith("  ->"):
-                    d = _PROC_DEST.match(line)
+                    d = REAL_LINE.match(line)
                     if d is None or current is None:
                         continue
-                    rk = RealKey(_hex_ip(d[1]), int(d[2], 16))
+                    rk = RealKey(hex_ip(d[1]), int(d[2], 16))
                     current[rk] = RealServer(rk, int(d[4]), _FORWARD_NAMES.get(d[3], 0), int(d[5]), int(d[6]))
                     continue
-                s = _PROC_SERVICE.match(line)
+                s = SERVICE_LINE.match(line)
                 if s is None:
                     current = None  # a header, an IPv6 or a firewall-mark service: not ours
                     continue
-                current = out.setdefault(VirtualKey(s[1], _hex_ip(s[2]), int(s[3], 16)), {})
+                current = out.setdefault(VirtualKey(s[1], hex_ip(s[2]), int(s[3], 16)), {})
         return out
 
     def apply(self, ops: Ops) -> list[str]:
