@@ -123,23 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.kubeconfig.is_file():
         raise CliError(f"kubeconfig {args.kubeconfig} does not exist; pass the apiserver's kubeconfig", 2)
     opts = build_options(args)
-    from netplane.cli.loop import run_async, until_signalled
-    from netplane.client.kubeconfig import KubeconfigError
-    from netplane.client.rest import ApiClient
+    from netplane.cli.loop import run_daemon
     from netplane.dns.daemon import DnsError
     from netplane.dns.daemon import run as run_dns
 
-    try:
-        client = ApiClient.from_kubeconfig(args.kubeconfig)
-    except KubeconfigError as exc:
-        raise CliError(str(exc), 2) from exc
-
-    async def main() -> None:
-        async with client:
-            await until_signalled(run_dns(client, opts), "dns")
-
-    try:
-        run_async(main())
-    except DnsError as exc:
-        raise CliError(str(exc)) from exc
-    return 0
+    return run_daemon(args.kubeconfig, "dns", lambda client: run_dns(client, opts), (DnsError,))

@@ -62,9 +62,7 @@ def _access_log(where: str) -> IO[bytes] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from netplane.cli.loop import run_async, until_signalled
-    from netplane.client.kubeconfig import KubeconfigError
-    from netplane.client.rest import ApiClient
+    from netplane.cli.loop import run_daemon
     from netplane.ingress.config import Options
     from netplane.ingress.gateway import Gateway, GatewayError, ServeOptions, parse_address
     from netplane.ingress.httproutes import GatewayOptions
@@ -89,17 +87,4 @@ def run(args: argparse.Namespace) -> int:
     settings = ProxySettings(header_timeout=args.client_header_timeout, body_timeout=args.client_body_timeout,
                              keepalive_timeout=args.keepalive_timeout, https_port=args.https_port)
     opts = ServeOptions(listen, tls_listen, metrics, options, settings, _access_log(args.access_log))
-    try:
-        client = ApiClient.from_kubeconfig(args.kubeconfig)
-    except KubeconfigError as exc:
-        raise CliError(str(exc), 2) from exc
-
-    async def main() -> None:
-        async with client:
-            await until_signalled(Gateway(client, opts).run(), "ingress")
-
-    try:
-        run_async(main())
-    except GatewayError as exc:
-        raise CliError(str(exc)) from exc
-    return 0
+    return run_daemon(args.kubeconfig, "ingress", lambda client: Gateway(client, opts).run(), (GatewayError,))

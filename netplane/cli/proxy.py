@@ -281,9 +281,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--kubeconfig must name an existing kubeconfig file", 2)
     if not 0 <= args.min_sync_period <= args.sync_period or args.sync_period <= 0:
         raise CliError("need 0 <= --min-sync-period <= --sync-period, and --sync-period > 0", 2)
-    from netplane.cli.loop import run_async, until_signalled
-    from netplane.client.kubeconfig import KubeconfigError
-    from netplane.client.rest import ApiClient
+    from netplane.cli.loop import run_daemon
     from netplane.kernel.iptables import IptablesError
     from netplane.proxy.proxier import Proxier, ProxyError, ProxyOptions, parse_bind_address
 
@@ -298,17 +296,5 @@ def run(args: argparse.Namespace) -> int:
                            healthz_port=hz_port, metrics_bind_address=m_host, metrics_port=m_port)
     _raise_fd_limit()
     backend = build_backend(args.mode, args)
-    try:
-        client = ApiClient.from_kubeconfig(args.kubeconfig)
-    except KubeconfigError as exc:
-        raise CliError(str(exc), 2) from exc
-
-    async def main() -> None:
-        async with client:
-            await until_signalled(Proxier(client, backend, options).run(), "proxy")
-
-    try:
-        run_async(main())
-    except (ProxyError, IptablesError) as exc:
-        raise CliError(str(exc)) from exc
-    return 0
+    return run_daemon(args.kubeconfig, "proxy", lambda client: Proxier(client, backend, options).run(),
+                      (ProxyError, IptablesError))
