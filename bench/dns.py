@@ -42,6 +42,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.common import cpu_seconds, median_row, wait_for
 from control.apiserver.process import ApiServerProcess, free_port
 
 NETPLANE = [sys.executable, "-m", "netplane.cli.main"]
@@ -59,21 +60,6 @@ def _cpus() -> tuple[str, str]:
     """(the servers' CPU, dnsperf's CPU): the last and the first of those we may use."""
     allowed = sorted(os.sched_getaffinity(0))
     return str(allowed[-1]), str(allowed[0])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _wait(what: str, check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 async def _create_services(apiserver: ApiServerProcess, count: int) -> dict[str, str]:
@@ -119,8 +105,8 @@ class Servers:
                  "--metrics-listen", "127.0.0.1:0", "--resolv-conf", "/dev/null",
                  "--upstream", f"127.0.0.1:{self.ports['dnsmasq']}", "--configmap", "", *extra],
                 stdout=log, stderr=subprocess.STDOUT)
-            _wait(f"{name} to be ready", lambda p=http_port: urllib.request.urlopen(
-                f"http://127.0.0.1:{p}/ready", timeout=2).status == 200)
+            wait_for(f"{name} to be ready", lambda p=http_port: urllib.request.urlopen(
+                f"http://127.0.0.1:{p}/ready", timeout=2).status == 200, not_yet=(OSError,))
 
     def check_answers(self) -> None:
         """Every server gives every name its ClusterIP (a benchmark of wrong answers is none)."""
@@ -169,17 +155,12 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
 
 def throughput(servers: Servers, name: str, queries: Path, cpu: str, seconds: int) -> dict[str, Any]:
     pid = servers.procs[name].pid
-    before, start = _cpu_seconds(pid), time.monotonic()
+    before, start = cpu_seconds(pid), time.monotonic()
     result = dnsperf(servers.ports[name], queries, cpu, seconds)
-    cpu_s, wall = _cpu_seconds(pid) - before, time.monotonic() - start
+    cpu_s, wall = cpu_seconds(pid) - before, time.monotonic() - start
     result["server_cpu_utilization"] = round(cpu_s / wall, 3)
     result["server_cpu_us_per_query"] = round(cpu_s / max(1, result["completed"]) * 1e6, 2)
     return result
-
-
-def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {k: round(statistics.median(r[k] for r in rows), 4) for k in rows[0]
-            if all(isinstance(r.get(k), int | float) for r in rows)}
 
 
 def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,7 +170,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     for name in rounds[0]:
         latency_runs = [rnd[name]["latency"] for rnd in rounds]
         pooled = [x for run in latency_runs for x in run["latencies"]]
-        out[name] = {"throughput": _median([rnd[name]["throughput"] for rnd in rounds]),
+        out[name] = {"throughput": median_row([rnd[name]["throughput"] for rnd in rounds]),
                      "latency": {**percentiles(pooled), "answers": len(pooled),
                                  "lost": sum(run["lost"] for run in latency_runs),
                                  "qps": round(statistics.median(run["qps"] for run in latency_runs), 1)}}

@@ -30,10 +30,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.common import cpu_times, median_row, run, wait_for
 from bench.proxy_userspace import BACKEND_IP, NGINX_CONF, Namespace, parse_wrk
 
 NGINX_PORT, NGINX_PROXY_PORT, NAIVE_PORT, GATEWAY_PORT, METRICS_PORT = 8080, 8081, 8082, 8083, 10254
@@ -137,32 +137,10 @@ spec:
 """
 
 
-def _run(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
 def _answers(url: str) -> bool:
     req = urllib.request.Request(url, headers={"Host": HOST})
     with urllib.request.urlopen(req, timeout=2) as resp:
         return resp.status == 200 and resp.read() == b"ok\n"
-
-
-def _cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU time of `pid` and its threads (taskset and `ip netns exec` exec,
-    so the pid is the program's own)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _pinned(cpu: str, *argv: str) -> list[str]:
@@ -193,11 +171,11 @@ class Bench:
         space.start("apiserver", *_pinned(CLIENT_CPU, *NETPLANE, "apiserver", "--data-dir", str(data),
                                           "--secure-port", "6443"))
         kubeconfig = data / "admin.kubeconfig"
-        _wait("the apiserver", kubeconfig.exists)
+        wait_for("the apiserver", kubeconfig.exists)
         (tmp / "bench.yaml").write_text(MANIFEST)
         apply = space.cmd(*NETPLANE, "ctl", "--kubeconfig", str(kubeconfig), "apply", "-f",
                           str(tmp / "bench.yaml"))
-        _wait("the manifest to apply", lambda: subprocess.run(apply, capture_output=True).returncode == 0)
+        wait_for("the manifest to apply", lambda: subprocess.run(apply, capture_output=True).returncode == 0)
         gateway = space.start("netplane", *_pinned(PROXY_CPU, *NETPLANE, "ingress", "--kubeconfig",
                                                    str(kubeconfig),
                                                    "--listen", f"{BACKEND_IP}:{GATEWAY_PORT}",
@@ -206,7 +184,7 @@ class Bench:
                                                    "--access-log", "off"))
         for name, port in (("nginx", NGINX_PROXY_PORT), ("naive", NAIVE_PORT), ("netplane", GATEWAY_PORT)):
             try:
-                space.run_in(_wait, name, lambda p=port: _answers(f"http://{BACKEND_IP}:{p}/"))
+                space.run_in(wait_for, name, lambda p=port: _answers(f"http://{BACKEND_IP}:{p}/"))
             except RuntimeError as exc:
                 log = tmp / f"{name}.log"
                 tail = log.read_text()[-3000:] if log.exists() else ""
@@ -219,7 +197,7 @@ class Bench:
         """nginx's one worker process (where the proxying happens)."""
         def children() -> list[str]:
             return Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        _wait("nginx's worker", lambda: bool(children()))
+        wait_for("nginx's worker", lambda: bool(children()))
         return int(children()[0])
 
     def paths(self) -> dict[str, str]:
@@ -228,11 +206,11 @@ class Bench:
 
     def wrk(self, name: str, address: str) -> dict[str, float]:
         pid = self.pids["naive" if name == "naive_aiohttp" else name]
-        user0, sys0 = _cpu_seconds(pid)
-        out = _run(*self.space.cmd(*_pinned(CLIENT_CPU, "wrk", "-t1", f"-c{self.connections}",
+        user0, sys0 = cpu_times(pid)
+        out = run(*self.space.cmd(*_pinned(CLIENT_CPU, "wrk", "-t1", f"-c{self.connections}",
                                             f"-d{self.seconds}s", "--latency", "--timeout", "5s",
                                             "-H", f"Host: {HOST}", f"http://{address}/")))
-        user1, sys1 = _cpu_seconds(pid)
+        user1, sys1 = cpu_times(pid)
         result = parse_wrk(out)
         requests = result["requests_per_s"] * self.seconds
         user, system = user1 - user0, sys1 - sys0
@@ -243,10 +221,6 @@ class Bench:
         result["user_us_per_request"] = round(user / requests * 1e6, 2) if requests else 0.0
         result["system_us_per_request"] = round(system / requests * 1e6, 2) if requests else 0.0
         return result
-
-
-def _median(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(statistics.median(r[k] for r in rows), 4) for k in rows[0]}
 
 
 def plot(result: dict[str, Any], png: Path) -> None:
@@ -302,7 +276,7 @@ def main() -> None:
                 rounds.append(row)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = {name: _median([rnd[name] for rnd in rounds]) for name in rounds[0]}
+    summary = {name: median_row([rnd[name] for rnd in rounds]) for name in rounds[0]}
     # Ratios per round (the anchor measured beside it), then the median of those.
     vs_nginx = {name: {key: round(statistics.median(rnd[name][key] / rnd["nginx"][key] for rnd in rounds), 3)
                        for key in ("requests_per_s", "p50_ms", "p99_ms", "cpu_us_per_request")}

@@ -27,7 +27,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.common import cpu_seconds, median_row, run, wait_for
 from netplane.kernel import netns as ns
 
 BACKEND_IP = "10.0.0.1"
@@ -107,10 +107,6 @@ ports: [{{name: http, port: {NGINX_PORT}, protocol: TCP}}]
 """
 
 
-def _run(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
 class Namespace:
     """The benchmark's network namespace and the processes in it; removed on exit."""
 
@@ -122,11 +118,11 @@ class Namespace:
     def __enter__(self) -> Namespace:
         ns.create(self.name)
         try:
-            _run("ip", "-n", self.name, "link", "set", "lo", "up")
-            _run("ip", "-n", self.name, "addr", "add", f"{BACKEND_IP}/32", "dev", "lo")
+            run("ip", "-n", self.name, "link", "set", "lo", "up")
+            run("ip", "-n", self.name, "addr", "add", f"{BACKEND_IP}/32", "dev", "lo")
             for key, value in (("net.ipv4.tcp_tw_reuse", "1"), ("net.ipv4.ip_local_port_range", "1024 65000"),
                                ("net.core.somaxconn", "4096")):
-                _run("ip", "netns", "exec", self.name, "sysctl", "-qw", f"{key}={value}")
+                run("ip", "netns", "exec", self.name, "sysctl", "-qw", f"{key}={value}")
         except BaseException:
             self.__exit__()
             raise
@@ -159,16 +155,6 @@ class Namespace:
         ns.delete(self.name)
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
 def _http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as resp:
         return resp.status == 200
@@ -177,11 +163,6 @@ def _http_ok(url: str) -> bool:
 def _connects(ip: str, port: int) -> bool:
     with socket.create_connection((ip, port), timeout=2):
         return True
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _process_pid(parent: int, name: str) -> int:
@@ -238,22 +219,22 @@ class Bench:
                                                              backend=NGINX_PORT))
         space.start("nginx", "nginx", "-c", str(tmp / "nginx.conf"))
         haproxy = space.start("haproxy", "haproxy", "-db", "-f", str(tmp / "haproxy.cfg"))
-        space.run_in(_wait, "nginx", lambda: _http_ok(f"http://{BACKEND_IP}:{NGINX_PORT}/"))
-        space.run_in(_wait, "haproxy", lambda: _http_ok(f"http://{BACKEND_IP}:{HAPROXY_PORT}/"))
+        space.run_in(wait_for, "nginx", lambda: _http_ok(f"http://{BACKEND_IP}:{NGINX_PORT}/"))
+        space.run_in(wait_for, "haproxy", lambda: _http_ok(f"http://{BACKEND_IP}:{HAPROXY_PORT}/"))
         self.cpu_pids["haproxy"] = _process_pid(haproxy.pid, "haproxy")
 
         data = tmp / "apiserver"
         space.start("apiserver", *NETPLANE, "apiserver", "--data-dir", str(data), "--secure-port", "6443")
         kubeconfig = data / "admin.kubeconfig"
-        _wait("the apiserver", lambda: kubeconfig.exists())
+        wait_for("the apiserver", lambda: kubeconfig.exists())
         (tmp / "bench.yaml").write_text(MANIFEST)
         apply = space.cmd(*NETPLANE, "ctl", "--kubeconfig", str(kubeconfig), "apply", "-f",
                           str(tmp / "bench.yaml"))
-        _wait("the manifest to apply", lambda: subprocess.run(apply, capture_output=True).returncode == 0)
+        wait_for("the manifest to apply", lambda: subprocess.run(apply, capture_output=True).returncode == 0)
         proxy = space.start("proxy", *NETPLANE, "proxy", "--mode", "userspace", "--kubeconfig",
                             str(kubeconfig), "--node-name", "bench", "--healthz-bind-address", "127.0.0.1:0",
                             "--metrics-bind-address", "127.0.0.1:0")
-        space.run_in(_wait, "the proxy", lambda: _http_ok(f"http://{CLUSTER_IP}:{SERVICE_PORT}/"))
+        space.run_in(wait_for, "the proxy", lambda: _http_ok(f"http://{CLUSTER_IP}:{SERVICE_PORT}/"))
         self.cpu_pids["netplane"] = _process_pid(proxy.pid, "python")
 
     def paths(self) -> dict[str, str]:
@@ -261,7 +242,7 @@ class Bench:
                 "netplane": f"{CLUSTER_IP}:{SERVICE_PORT}"}
 
     def _cpu(self) -> dict[str, float]:
-        return {name: _cpu_seconds(pid) for name, pid in self.cpu_pids.items()}
+        return {name: cpu_seconds(pid) for name, pid in self.cpu_pids.items()}
 
     def wrk(self, address: str, new_connections: bool) -> dict[str, float]:
         argv = ["wrk", "-t1", f"-c{self.connections}", f"-d{int(self.seconds)}s", "--latency",
@@ -269,7 +250,7 @@ class Bench:
         if new_connections:
             argv += ["-H", "Connection: close"]
         before = self._cpu()
-        out = _run(*self.space.cmd(*argv, f"http://{address}/"))
+        out = run(*self.space.cmd(*argv, f"http://{address}/"))
         after = self._cpu()
         result = parse_wrk(out)
         result.update({f"{k}_cpu_s": round(after[k] - before[k], 2) for k in before})
@@ -277,7 +258,7 @@ class Bench:
 
     def bulk(self, address: str) -> dict[str, float]:
         before = self._cpu()
-        out = _run(*self.space.cmd("curl", "-s", "-o", "/dev/null", "-w",
+        out = run(*self.space.cmd("curl", "-s", "-o", "/dev/null", "-w",
                                    "%{speed_download} %{size_download}", f"http://{address}/big"))
         after = self._cpu()
         speed, size = out.split()
@@ -286,10 +267,6 @@ class Bench:
         result = {"mb_per_s": round(float(speed) / 1e6, 1)}
         result.update({f"{k}_cpu_s": round(after[k] - before[k], 2) for k in before})
         return result
-
-
-def _median(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(statistics.median(r[k] for r in rows), 4) for k in rows[0]}
 
 
 def _ratios(summary: dict[str, dict[str, dict[str, float]]], anchor: str) -> dict[str, dict[str, float]]:
@@ -359,7 +336,7 @@ def main() -> None:
                 rounds.append(row)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = {path: {kind: _median([rnd[path][kind] for rnd in rounds]) for kind in rounds[0][path]}
+    summary = {path: {kind: median_row([rnd[path][kind] for rnd in rounds]) for kind in rounds[0][path]}
                for path in rounds[0]}
     vs_haproxy = _ratios(summary, "haproxy")
     result = {
@@ -367,7 +344,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(),
-                    "haproxy": _run("haproxy", "-v").splitlines()[0],
+                    "haproxy": run("haproxy", "-v").splitlines()[0],
                     "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
                     "wrk": f"wrk -t1 -c{args.connections} -d{args.seconds}s"},
         "params": {"rounds": args.rounds, "seconds": args.seconds, "connections": args.connections,
