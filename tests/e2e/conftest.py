@@ -7,7 +7,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +17,7 @@ from kubernetes import config as k8s_config
 
 from control.apiserver.process import free_port
 from control.cluster.layout import Layout
+from tests.polling import poll
 
 T = TypeVar("T")
 NETPLANE = [sys.executable, "-m", "netplane.cli.main"]
@@ -41,18 +41,13 @@ def _host_state() -> tuple[str, str]:
     return netns, names
 
 
+# What counts as "not yet" while waiting here.
+_NOT_YET = (k8s.ApiException, AssertionError, KeyError, IndexError)
+
+
 def eventually(check: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (k8s.ApiException, AssertionError, KeyError, IndexError) as exc:
-            last, result = exc, None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    """Polls `check` until it returns something truthy; no timing is asserted."""
+    return poll(check, what, timeout=timeout, interval=0.5, not_yet=_NOT_YET)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from kubernetes import config as k8s_config
 from control.apiserver.process import ApiServerProcess
 from control.store.etcd_process import EtcdCluster
 from tests.integration.store.etcd_fixtures import require_etcd
+from tests.polling import poll
 
 
 def _published(kubeconfig: Path) -> tuple[list[str], list[int], list[str]]:
@@ -52,11 +52,8 @@ def test_a_bad_advertise_address_is_one_line_and_exit_code_2(tmp_path: Path) -> 
     assert done.returncode == 2 and "not an IPv4 address" in done.stderr
 
 
-def _eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+def _eventually(check: Callable[[], bool], what: str) -> None:
+    poll(check, what, timeout=30.0, interval=0.2, not_yet=())
 
 
 def test_every_live_apiserver_on_one_etcd_is_an_endpoint(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,24 +24,19 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from control.apiserver.process import ApiServerProcess, free_port
+from tests.polling import poll
 
 T = TypeVar("T")
 UPSTREAM_HOSTS = {"www.example.test": "192.0.2.10", "api.example.test": "192.0.2.11"}
 
 
+# What counts as "not yet" while waiting here.
+_NOT_YET = (OSError, AssertionError)
+
+
 def eventually(check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
     """Polls `check` until it returns something truthy; no timing is asserted."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (OSError, AssertionError) as exc:
-            last, result = exc, None
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    return poll(check, what, timeout=timeout, interval=0.05, not_yet=_NOT_YET)
 
 
 def query(port: int, name: str, qtype: str = "A", *, tcp: bool = False, edns: EDNS0 | None = None,

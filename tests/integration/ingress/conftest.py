@@ -16,7 +16,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -33,6 +32,7 @@ from control.apiserver.process import ApiServerProcess
 from netplane.kernel import links
 from netplane.kernel import netns as ns
 from tests.apiserver_relay import Relay
+from tests.polling import poll
 
 T = TypeVar("T")
 GATEWAY = "10.0.0.1"
@@ -44,19 +44,13 @@ BACKEND_SCRIPT = str(Path(__file__).resolve().parents[2] / "ingress_backend.py")
 NETPLANE = [sys.executable, "-m", "netplane.cli.main"]
 
 
+# What counts as "not yet" while waiting here.
+_NOT_YET = (OSError, AssertionError, KeyError, ValueError, http.client.HTTPException)
+
+
 def eventually(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
     """Polls `check` until it returns something truthy; no timing is asserted."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (OSError, AssertionError, KeyError, ValueError, http.client.HTTPException) as exc:
-            last, result = exc, None
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    return poll(check, what, timeout=timeout, interval=0.1, not_yet=_NOT_YET)
 
 
 @dataclass

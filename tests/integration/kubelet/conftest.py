@@ -15,7 +15,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from control.kubelet.runtime import processes_in_netns
 from netplane.kernel import links
 from netplane.kernel import netns as ns
 from tests.apiserver_relay import Relay
+from tests.polling import poll
 
 T = TypeVar("T")
 POD_CIDR = "10.244.7.0/24"
@@ -38,20 +38,13 @@ NODE_IP = "10.255.0.17"
 CLUSTER_DNS = "10.96.0.10"
 
 
+# What counts as "not yet" while waiting here.
+_NOT_YET = (k8s.ApiException, AssertionError, AttributeError, KeyError, IndexError, OSError, TypeError)
+
+
 def eventually(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
     """Polls `check` until it returns something truthy; no timing is asserted."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (k8s.ApiException, AssertionError, AttributeError, KeyError, IndexError, OSError,
-                TypeError) as exc:
-            last, result = exc, None
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    return poll(check, what, timeout=timeout, interval=0.2, not_yet=_NOT_YET)
 
 
 @dataclass

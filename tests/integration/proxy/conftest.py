@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,26 +31,26 @@ from control.kubelet.runtime import processes_in_netns
 from netplane.kernel import links, sysctl
 from netplane.kernel import netns as ns
 from tests.apiserver_relay import Relay
+from tests.polling import poll
 
 T = TypeVar("T")
 POD_CIDR = "10.244.1.0/24"
 NODE_NAME = "node-1"
 HTTP_PORT, UDP_PORT = 8080, 8081
+# The service ports every mode's tests use, and their EndpointSlice ports.
+HTTP = [{"name": "http", "port": 80, "targetPort": HTTP_PORT, "protocol": "TCP"}]
+SLICE_HTTP = [{"name": "http", "port": HTTP_PORT, "protocol": "TCP"}]
+DNS = [{"name": "dns", "port": 53, "targetPort": UDP_PORT, "protocol": "UDP"}]
+SLICE_DNS = [{"name": "dns", "port": UDP_PORT, "protocol": "UDP"}]
+
+
+# What counts as "not yet" while waiting here.
+_NOT_YET = (OSError, AssertionError, k8s.ApiException)
 
 
 def eventually(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
     """Polls `check` until it returns something truthy; no timing is asserted."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (OSError, AssertionError, k8s.ApiException) as exc:
-            last, result = exc, None
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    return poll(check, what, timeout=timeout, interval=0.1, not_yet=_NOT_YET)
 
 
 def http_get(ip: str, port: int, path: str = "/hostname", timeout: float = 5.0) -> str:
@@ -263,3 +262,35 @@ def endpoint_slice(service_name: str, endpoints: list[dict[str, Any]], ports: li
             "metadata": {"name": name or f"{service_name}-1", "namespace": "default",
                          "labels": {"kubernetes.io/service-name": service_name}},
             "addressType": "IPv4", "endpoints": endpoints, "ports": ports}
+
+
+def udp_client_follows_replaced_endpoint(proxy: ProxyNode, api: k8s.ApiClient, name: str, vip: str) -> None:
+    """A UDP service `name` at `vip` with backend-0, then backend-1 in its place: the same
+    client socket (one conntrack or IPVS flow) must reach backend-1. backend-0 keeps
+    running, so only a flow the proxy let go moves the client (kube-proxy's UDP bug)."""
+    core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
+    b = proxy.backends
+    core.create_namespaced_service("default", service(name, vip, DNS))
+    discovery.create_namespaced_endpoint_slice("default", endpoint_slice(name, [b[0].endpoint()], SLICE_DNS))
+    client = proxy.client
+    assert client is not None
+    eventually(lambda: client.run(udp_ask, vip, 53) == b[0].name, "the UDP service")
+    sock = client.run(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sock.settimeout(1)
+
+    def ask() -> str:
+        sock.sendto(b"hostname", (vip, 53))
+        return str(sock.recv(100).decode())
+
+    def moved() -> bool:
+        try:
+            return ask() == b[1].name
+        except TimeoutError:
+            return False
+
+    try:
+        assert ask() == b[0].name
+        discovery.patch_namespaced_endpoint_slice(f"{name}-1", "default", {"endpoints": [b[1].endpoint()]})
+        eventually(moved, "the same client socket to reach the new endpoint")
+    finally:
+        sock.close()

@@ -10,31 +10,26 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
 from netplane.kernel import netns
 from tests.integration.proxy.conftest import (
-    HTTP_PORT,
-    UDP_PORT,
+    HTTP,
+    SLICE_HTTP,
     ProxyNode,
     endpoint_slice,
     eventually,
     http_get,
     service,
-    udp_ask,
+    udp_client_follows_replaced_endpoint,
 )
 
 pytestmark = pytest.mark.root
 
 WEB_IP, DNS_IP, STICKY_IP = "10.96.1.20", "10.96.1.21", "10.96.1.22"
 EMPTY_IP, NP_IP = "10.96.1.23", "10.96.1.24"
-HTTP = [{"name": "http", "port": 80, "targetPort": HTTP_PORT, "protocol": "TCP"}]
-SLICE_HTTP = [{"name": "http", "port": HTTP_PORT, "protocol": "TCP"}]
-DNS = [{"name": "dns", "port": 53, "targetPort": UDP_PORT, "protocol": "UDP"}]
-SLICE_DNS = [{"name": "dns", "port": UDP_PORT, "protocol": "UDP"}]
 NETPLANE = [sys.executable, "-m", "netplane.cli.main"]
 
 
@@ -131,39 +126,7 @@ def test_status_reads_the_rules_back_with_their_counters(proxy: ProxyNode) -> No
 
 
 def test_a_udp_client_follows_its_endpoint_when_it_is_replaced(proxy: ProxyNode, api: k8s.ApiClient) -> None:
-    core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
-    b = proxy.backends
-    core.create_namespaced_service("default", service("dns", DNS_IP, DNS))
-    discovery.create_namespaced_endpoint_slice("default", endpoint_slice("dns", [b[0].endpoint()], SLICE_DNS))
-    assert proxy.client is not None
-    eventually(lambda: proxy.client.run(udp_ask, DNS_IP, 53) == b[0].name, "the UDP service")  # type: ignore[union-attr]
-
-    def conversation() -> Any:
-        # One socket, so one conntrack flow, across the endpoint change.
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(2)
-        return s
-
-    sock = proxy.client.run(conversation)
-
-    def ask() -> str:
-        sock.sendto(b"hostname", (DNS_IP, 53))
-        return sock.recv(100).decode()
-
-    try:
-        assert ask() == b[0].name
-        # Replace the endpoint; backend-0 keeps running, so only a cleared flow moves the client.
-        discovery.patch_namespaced_endpoint_slice("dns-1", "default", {"endpoints": [b[1].endpoint()]})
-
-        def moved() -> bool:
-            try:
-                return ask() == b[1].name
-            except TimeoutError:
-                return False
-
-        eventually(moved, "the same client socket to reach the new endpoint")
-    finally:
-        sock.close()
+    udp_client_follows_replaced_endpoint(proxy, api, "dns", DNS_IP)
 
 
 def test_tables_flushed_behind_the_proxys_back_are_rebuilt(proxy: ProxyNode) -> None:

@@ -14,7 +14,9 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.integration.proxy.conftest import (
+    HTTP,
     HTTP_PORT,
+    SLICE_HTTP,
     UDP_PORT,
     ProxyNode,
     endpoint_slice,
@@ -30,8 +32,6 @@ WEB_IP, DNS_IP, STICKY_IP, EMPTY_IP, NODEPORT_IP, LOCAL_IP, EXT_CLUSTER_IP = (
     "10.96.0.20", "10.96.0.21", "10.96.0.22", "10.96.0.23", "10.96.0.24", "10.96.0.25", "10.96.0.26")
 LB_IP = "10.96.0.27"
 EXTERNAL_IP = "192.0.2.10"  # TEST-NET-1: routed to the node by the client pod's default route
-HTTP = [{"name": "http", "port": 80, "targetPort": HTTP_PORT, "protocol": "TCP"}]
-SLICE_HTTP = [{"name": "http", "port": HTTP_PORT, "protocol": "TCP"}]
 
 
 @pytest.fixture(scope="module")

@@ -18,24 +18,24 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.integration.proxy.conftest import (
+    DNS,
+    HTTP,
     HTTP_PORT,
-    UDP_PORT,
+    SLICE_DNS,
+    SLICE_HTTP,
     ProxyNode,
     endpoint_slice,
     eventually,
     http_get,
     service,
     udp_ask,
+    udp_client_follows_replaced_endpoint,
 )
 
 pytestmark = [pytest.mark.uml, pytest.mark.root, pytest.mark.slow]
 
 WEB_IP, DNS_IP, STICKY_IP, EMPTY_IP, NP_IP, SCALE_IP, DNS2_IP = (
     "10.96.2.20", "10.96.2.21", "10.96.2.22", "10.96.2.23", "10.96.2.24", "10.96.2.25", "10.96.2.26")
-HTTP = [{"name": "http", "port": 80, "targetPort": HTTP_PORT, "protocol": "TCP"}]
-SLICE_HTTP = [{"name": "http", "port": HTTP_PORT, "protocol": "TCP"}]
-DNS = [{"name": "dns", "port": 53, "targetPort": UDP_PORT, "protocol": "UDP"}]
-SLICE_DNS = [{"name": "dns", "port": UDP_PORT, "protocol": "UDP"}]
 NETPLANE = [sys.executable, "-m", "netplane.cli.main"]
 GRACE = 20  # --ipvs-termination-grace-period of the test proxy, seconds
 
@@ -134,35 +134,7 @@ def test_a_udp_service_answers(proxy: ProxyNode, api: k8s.ApiClient) -> None:
 
 
 def test_a_udp_client_follows_its_endpoint_when_it_is_replaced(proxy: ProxyNode, api: k8s.ApiClient) -> None:
-    core, discovery = k8s.CoreV1Api(api), k8s.DiscoveryV1Api(api)
-    b = proxy.backends
-    core.create_namespaced_service("default", service("dns2", DNS2_IP, DNS))
-    discovery.create_namespaced_endpoint_slice("default",
-                                               endpoint_slice("dns2", [b[0].endpoint()], SLICE_DNS))
-    assert proxy.client is not None
-    client = proxy.client
-    eventually(lambda: client.run(udp_ask, DNS2_IP, 53) == b[0].name, "the UDP service")
-    sock = client.run(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-    sock.settimeout(1)
-
-    def ask() -> str:
-        sock.sendto(b"hostname", (DNS2_IP, 53))
-        return sock.recv(100).decode()
-
-    try:
-        assert ask() == b[0].name
-        # backend-0 keeps running: only a flow that IPVS (and conntrack) let go moves the client.
-        discovery.patch_namespaced_endpoint_slice("dns2-1", "default", {"endpoints": [b[1].endpoint()]})
-
-        def moved() -> bool:
-            try:
-                return ask() == b[1].name
-            except TimeoutError:
-                return False
-
-        eventually(moved, "the same client socket to reach the new endpoint")
-    finally:
-        sock.close()
+    udp_client_follows_replaced_endpoint(proxy, api, "dns2", DNS2_IP)
 
 
 def test_a_node_port_reaches_the_service(proxy: ProxyNode, api: k8s.ApiClient) -> None:
