@@ -213,11 +213,19 @@ def run(argv: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str,
             shutil.rmtree(share_dir, ignore_errors=True)
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    # UML runs every guest process as a host process of its own session: kill them all.
+def _kill(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    # UML runs every guest process as a host process of its own session: kill them all,
+    # and return only once they are gone (they die asynchronously, after the kernel process).
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def _tail(path: Path, n: int = 1500) -> str:
