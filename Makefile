@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 STATE_DIR ?= $(CURDIR)/state/cluster
 NODES ?= 2
 # Debian packages the tests and benchmarks use; installed only when root.
-DEBS := python3-venv iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl nginx-light wrk bind9-dnsutils dnsmasq-base etcd-server user-mode-linux kmod ipvsadm
+DEBS := python3-venv gcc libc6-dev iproute2 iptables ipset conntrack nftables sqlite3 procps iputils-ping curl nginx-light wrk bind9-dnsutils dnsmasq-base etcd-server user-mode-linux kmod ipvsadm
 # What the benchmarks compare against and load with (installed by their targets only).
 BENCH_DEBS := haproxy dnsperf dnsmasq-base
 
 .PHONY: up apiserver test deps bench-deps venv lint unit bench-apiserver bench-scheduler bench-cluster bench-proxy-userspace bench-proxy-iptables bench-proxy-ipvs bench-compare bench-dns bench-store bench-ingress clean
 
-$(BIN)/netplane: pyproject.toml
+# The relay's C copy loop is built by the install, so a change to it reinstalls.
+$(BIN)/netplane: pyproject.toml netplane/proxy_userspace/_pump.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

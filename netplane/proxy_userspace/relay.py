@@ -2,7 +2,9 @@
 kernel allows. Python only reacts to readiness (one epoll set, netplane/proxy_userspace/
 poller.py); per direction, the bytes take one of two paths:
 - small messages (requests, responses) are copied through one buffer shared by every
-  relay of the loop: one recv_into and one send, the fewest syscalls for a few KB;
+  relay of the loop: one recv_into and one send, the fewest syscalls for a few KB. While
+  a direction is in that plain state the poller's C loop (_pump.c) does this copy without
+  Python, and calls back `on_pumped` for a copy that needs the state machine below;
 - once a read fills that buffer, the direction is a bulk stream and switches for good to
   splice(2), socket -> pipe -> socket, so the payload never enters Python at all.
 
@@ -33,7 +35,7 @@ import select
 import struct
 from collections.abc import Callable
 
-from netplane.proxy_userspace.poller import IN, OUT, Poller
+from netplane.proxy_userspace.poller import COPY_SIZE, IN, OUT, Poller
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +44,21 @@ F_SETPIPE_SZ = 1031
 # Large enough that a bulk transfer costs few syscalls per MB, small enough that many idle
 # connections do not pin much kernel memory (a pipe's pages are allocated as data arrives).
 PIPE_SIZE = 256 * 1024
-# A read that fills the copy buffer marks a bulk stream.
-COPY_SIZE = 64 * 1024
 _DONTWAIT = _socket.MSG_DONTWAIT
 _NOSIGNAL_DONTWAIT = _socket.MSG_DONTWAIT | _socket.MSG_NOSIGNAL
 _FATAL = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
+_FATAL_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT})
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends a reset, not a FIN
 _TROUBLE = select.EPOLLERR | select.EPOLLHUP
 
 
 class PipePool:
-    """Pipes are reused across connections (creating one costs three syscalls), and the
-    copy buffer is shared: one loop runs one callback at a time."""
+    """Pipes are reused across connections: creating one costs three syscalls."""
 
     def __init__(self, keep: int = 256) -> None:
         self._free: list[tuple[int, int]] = []
         self._keep = keep
         self.created = 0
-        self.view = memoryview(bytearray(COPY_SIZE))
 
     def get(self) -> tuple[int, int]:
         if self._free:
@@ -87,7 +86,7 @@ class PipePool:
 
 class _Direction:
     __slots__ = ("buffered", "dfd", "done", "dst", "eof", "other", "parked", "pending", "pipe", "recv_into",
-                 "relay", "send", "sfd", "src", "total", "view")
+                 "relay", "send", "sfd", "src", "view")
 
     def __init__(self, relay: Relay, src: _socket.socket, dst: _socket.socket) -> None:
         self.relay = relay
@@ -95,18 +94,42 @@ class _Direction:
         self.sfd, self.dfd = src.fileno(), dst.fileno()
         # Bound once: the copy path runs per message, and each lookup costs.
         self.recv_into, self.send = src.recv_into, dst.send
-        self.view = relay.pool.view
+        self.view = relay.poller.view
         self.pipe: tuple[int, int] | None = None  # set once the direction turns bulk
         self.buffered = 0  # bytes in the pipe
         self.pending: bytes | None = None  # copied bytes the destination did not take yet
         self.parked = False  # the destination is full: the source is not read
         self.eof = False
         self.done = False
-        self.total = 0
 
     @property
     def reading(self) -> bool:
         return not (self.eof or self.parked)
+
+    def sync_copying(self) -> None:
+        """Tells the poller whether the C loop may copy this direction: only in the plain
+        state (reading, nothing held back, not bulk)."""
+        relay = self.relay
+        if self.pipe is None and not (self.eof or self.parked or relay.closed):
+            relay.poller.copying(self.sfd, self.dfd, self.on_pumped)
+        else:
+            relay.poller.not_copying(self.sfd)
+
+    def on_pumped(self, n: int, sent: int, err: int, leftover: bytes) -> None:
+        """The C loop read `n` bytes of this direction (0: end of stream, -1: recv failed
+        with `err`) and sent `sent` of them (-1: send failed with `err`); `leftover` are
+        the bytes it could not send. The same steps as the end of on_readable."""
+        if n < 0 or sent < 0:
+            self.relay.abort(None if err in _FATAL_ERRNOS else OSError(err, os.strerror(err)))
+            return
+        if n == 0:
+            self._at_eof()
+            return
+        if n == COPY_SIZE:
+            self._turn_bulk()
+        if leftover:
+            self.pending = leftover
+            self._park()
 
     def on_event(self, ev: int) -> None:
         """Readiness of this direction's source, which is the other direction's destination."""
@@ -137,7 +160,6 @@ class _Direction:
         if n == 0:
             self._at_eof()
             return
-        self.total += n
         try:
             sent = self.send(view[:n], _NOSIGNAL_DONTWAIT)
         except BlockingIOError:
@@ -158,6 +180,7 @@ class _Direction:
         self.pipe = self.relay.pool.get()
         self.src.setblocking(False)
         self.dst.setblocking(False)
+        self.relay.poller.not_copying(self.sfd)
 
     def _splice_in(self) -> None:
         assert self.pipe is not None
@@ -175,7 +198,6 @@ class _Direction:
             self._at_eof()
             return
         self.buffered += n
-        self.total += n
         if self._flush_pipe():
             self._park()
 
@@ -215,6 +237,7 @@ class _Direction:
     def _park(self) -> None:
         if not self.relay.closed:
             self.parked = True
+            self.relay.poller.not_copying(self.sfd)
             self.relay.update_interest()
 
     def on_writable(self) -> None:
@@ -229,10 +252,12 @@ class _Direction:
         if self.eof:
             self._finish()
         else:
+            self.sync_copying()
             self.relay.update_interest()
 
     def _at_eof(self) -> None:
         self.eof = True
+        self.relay.poller.not_copying(self.sfd)
         if self.pending is None and not self.buffered:
             self._finish()
         else:
@@ -293,6 +318,8 @@ class Relay:
         # Clients speak first as a rule, and the request has usually arrived during the
         # dial: relay it now rather than one loop iteration later.
         self.forward.on_readable()
+        self.forward.sync_copying()
+        self.backward.sync_copying()
 
     def update_interest(self) -> None:
         if self.closed:
@@ -300,10 +327,6 @@ class Relay:
         f, b = self.forward, self.backward
         self.poller.interest(self.cfd, (IN if f.reading else 0) | (OUT if b.parked else 0))
         self.poller.interest(self.ufd, (IN if b.reading else 0) | (OUT if f.parked else 0))
-
-    @property
-    def bytes_relayed(self) -> int:
-        return self.forward.total + self.backward.total
 
     def abort(self, exc: OSError | None = None) -> None:
         """A reset or error: pass the reset on to both sides (SO_LINGER 0) and close."""

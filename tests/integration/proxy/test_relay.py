@@ -1,7 +1,10 @@
 """The userspace relay on real loopback sockets: bytes arrive exact whichever path they
 take (copy or splice), half-closes and resets pass through, a slow reader holds the writer
 back instead of filling the proxy's memory, a refused endpoint is retried on the next,
-and no descriptor outlives its connection. No root needed."""
+and no descriptor outlives its connection. No root needed.
+
+Every test runs twice: with the poller's C copy loop (_pump.c) and with the pure-Python
+loop that stands in when no C compiler built it."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from netplane.model.servicemap import Endpoint
+from netplane.proxy_userspace import poller, relay
 from netplane.proxy_userspace.balancer import Balancer
 from netplane.proxy_userspace.poller import Poller
 from netplane.proxy_userspace.relay import COPY_SIZE, PipePool
@@ -32,10 +36,21 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
+_PUMP = True  # set per test by the `copy_loop` fixture
+
+
+@pytest.fixture(autouse=True, params=["c-loop", "python-loop"])
+def copy_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "c-loop" and not poller.HAVE_PUMP:
+        pytest.skip("the C copy loop was not built (no C compiler at install time)")
+    monkeypatch.setattr(f"{__name__}._PUMP", request.param == "c-loop")
+    return str(request.param)
+
+
 def _listener(ports: list[int], pool: PipePool | None = None) -> TcpService:
     balancer = Balancer()
     balancer.set_endpoints([Endpoint("127.0.0.1", p) for p in ports])
-    return TcpService(Poller(asyncio.get_running_loop()), "test", "127.0.0.1", 0, balancer,
+    return TcpService(Poller(asyncio.get_running_loop(), pump=_PUMP), "test", "127.0.0.1", 0, balancer,
                       pool or PipePool(), dial_timeouts=(0.5, 0.5, 0.5))
 
 
@@ -59,7 +74,19 @@ async def echo_port() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-async def test_small_messages_go_both_ways_on_a_kept_alive_connection(echo_port: int) -> None:
+async def test_small_messages_go_both_ways_on_a_kept_alive_connection(
+        echo_port: int, copy_loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """...copied by the loop in use: the C loop without calling into the Python relay,
+    the Python loop by reading every message itself."""
+    reads = 0
+    python_read = relay._Direction.on_readable
+
+    def counted(self: relay._Direction) -> None:
+        nonlocal reads
+        reads += 1
+        python_read(self)
+
+    monkeypatch.setattr(relay._Direction, "on_readable", counted)
     svc = _listener([echo_port])
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
@@ -69,10 +96,14 @@ async def test_small_messages_go_both_ways_on_a_kept_alive_connection(echo_port:
             assert await reader.readexactly(len(msg)) == msg
         writer.close()
         assert len(svc.relays) == 1
-        relay = next(iter(svc.relays))
-        assert relay.forward.pipe is None, "small messages never need a pipe"
+        connection = next(iter(svc.relays))
+        assert connection.forward.pipe is None, "small messages never need a pipe"
     finally:
         svc.close()
+    if copy_loop == "c-loop":
+        assert reads <= 2, f"the Python relay read {reads} of 400 messages"
+    else:
+        assert reads >= 400
 
 
 async def test_a_bulk_stream_switches_to_splice_and_arrives_byte_exact() -> None:
