@@ -1,4 +1,4 @@
-/* The relay's hot loop in C: one epoll batch, and for every socket whose direction is in
+/* The relay's hot loop in C: epoll batches, and for every socket whose direction is in
  * the plain copy state (netplane/proxy_userspace/relay.py), recv and send without
  * returning to Python.
  *
@@ -28,6 +28,10 @@
 #include <sys/socket.h>
 
 #define MAX_EVENTS 512
+/* Batches taken per call while all were plain copies: bench/proxy_userspace.py, five
+ * rounds each, kept-alive requests/s against HAProxy: 1 batch 0.85-1.20x (median 0.94x),
+ * 4 batches 0.95-1.12x (median 1.08x). */
+#define SPINS 4
 
 typedef struct {
     int fd;
@@ -66,54 +70,61 @@ pump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
     struct epoll_event events[MAX_EVENTS];
     item_t items[MAX_EVENTS];
-    int nitems = 0, count, err = 0, stopped = 0;
+    int nitems = 0, count = 0, err = 0, stopped = 0;
     ssize_t leftover_from = 0, leftover_to = 0;
 
     Py_BEGIN_ALLOW_THREADS
-    do {
-        count = epoll_wait(epfd, events, maxevents, 0);
-    } while (count < 0 && errno == EINTR);
-    if (count < 0)
-        err = errno;
-    for (int i = 0; i < count; i++) {
-        int fd = events[i].data.fd;
-        uint32_t ev = events[i].events;
-        int dst = (fd >= 0 && fd < npeers) ? peer[fd] : -1;
-        if (stopped || dst < 0 || ev != EPOLLIN) {
-            items[nitems++] = (item_t){fd, ev, 0, 0, 0, 0};
-            continue;
+    /* While every event of a batch was a plain copy, look again at once: the next batch
+     * is often there already, and taking it here saves the event loop's round trip (its
+     * own epoll_wait on this epoll set, then this call). */
+    for (int spin = 0; spin < SPINS && nitems == 0; spin++) {
+        do {
+            count = epoll_wait(epfd, events, maxevents, 0);
+        } while (count < 0 && errno == EINTR);
+        if (count <= 0) {
+            err = count < 0 ? errno : 0;
+            break;
         }
-        ssize_t n = recv(fd, data, cap, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            continue; /* spurious readiness: nothing to do, as in Python */
-        if (n <= 0) {
-            items[nitems++] = (item_t){fd, ev, 1, n, 0, n < 0 ? errno : 0};
-            stopped = 1;
-            continue;
-        }
-        ssize_t sent = send(dst, data, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        int serr = 0;
-        if (sent < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                sent = 0;
-            } else {
-                serr = errno;
-                sent = -1;
+        for (int i = 0; i < count; i++) {
+            int fd = events[i].data.fd;
+            uint32_t ev = events[i].events;
+            int dst = (fd >= 0 && fd < npeers) ? peer[fd] : -1;
+            if (stopped || dst < 0 || ev != EPOLLIN) {
+                items[nitems++] = (item_t){fd, ev, 0, 0, 0, 0};
+                continue;
             }
+            ssize_t n = recv(fd, data, cap, MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                continue; /* spurious readiness: nothing to do, as in Python */
+            if (n <= 0) {
+                items[nitems++] = (item_t){fd, ev, 1, n, 0, n < 0 ? errno : 0};
+                stopped = 1;
+                continue;
+            }
+            ssize_t sent = send(dst, data, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            int serr = 0;
+            if (sent < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    sent = 0;
+                } else {
+                    serr = errno;
+                    sent = -1;
+                }
+            }
+            if (sent == n && (size_t)n < cap)
+                continue; /* the common case, done */
+            items[nitems++] = (item_t){fd, ev, 1, n, sent, serr};
+            if (sent >= 0) {
+                leftover_from = sent;
+                leftover_to = n;
+            }
+            stopped = 1;
         }
-        if (sent == n && (size_t)n < cap)
-            continue; /* the common case, done */
-        items[nitems++] = (item_t){fd, ev, 1, n, sent, serr};
-        if (sent >= 0) {
-            leftover_from = sent;
-            leftover_to = n;
-        }
-        stopped = 1;
     }
     Py_END_ALLOW_THREADS
 
     PyBuffer_Release(&peers);
-    if (count < 0) {
+    if (err) {
         PyBuffer_Release(&buf);
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
