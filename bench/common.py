@@ -1,16 +1,26 @@
 """What the benchmarks that drive external tools share: running a command, waiting for a
-server to come up, a process's CPU time, and the median of rounds."""
+server to come up, a process's CPU time, the median of rounds, and their network
+namespaces' names (with the sweep of those a killed benchmark left behind)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import statistics
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from netplane.kernel import netns as ns
+
+# Every benchmark namespace is "npb-[kind-]<pid of its creator>-<random>".
+NAMESPACE_PREFIX = "npb-"
+_NAMESPACE = re.compile(r"npb-(?:[a-z]+-)?(\d+)-[0-9a-f]+")
 
 
 def run(*argv: str) -> str:
@@ -44,3 +54,37 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per key, the median over the rounds' rows (keys whose values are all numbers)."""
     return {k: round(statistics.median(r[k] for r in rows), 4) for k in rows[0]
             if all(isinstance(r.get(k), int | float) for r in rows)}
+
+
+def namespace_name(kind: str = "") -> str:
+    """A new benchmark namespace's name. It carries the creating process's pid, so that a
+    later run tells a namespace whose creator is gone from one in use (`sweep_namespaces`)."""
+    return f"{NAMESPACE_PREFIX}{kind + '-' if kind else ''}{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_namespaces() -> list[str]:
+    """Removes the namespaces of benchmarks that died without cleaning up (SIGKILL, a
+    crashed machine), and kills what still runs in them; namespaces of live benchmarks
+    are left alone. Returns the names removed."""
+    removed = []
+    for name in ns.names(NAMESPACE_PREFIX):
+        m = _NAMESPACE.fullmatch(name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        ns.delete(name)
+        removed.append(name)
+    return removed

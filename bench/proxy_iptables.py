@@ -32,12 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from bench.common import namespace_name, sweep_namespaces
 from netplane.kernel.iptables import Iptables
 from netplane.model import ProxyState, StateChange, diff
 from netplane.model.servicemap import Endpoint, ServicePort, ServicePortName
@@ -54,8 +54,9 @@ CLONE_NEWNET = 0x40000000
 # -- namespaces ---------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def namespace(prefix: str = "npb-ipt") -> Iterator[str]:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+def namespace(kind: str = "ipt") -> Iterator[str]:
+    sweep_namespaces()
+    name = namespace_name(kind)
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)

@@ -147,7 +147,7 @@ def guest(args: argparse.Namespace) -> dict[str, Any]:
             changes = args.changes if kind != "iptables" else min(args.changes, 3)
             errors: list[str] = []
             for _attempt in range(2 if kind == "iptables" else 1):
-                with namespace("npb-ipvs") as ns:
+                with namespace("ipvs") as ns:
                     try:
                         row[kind] = _worker(ns, kind, str(services), str(args.endpoints), str(changes))
                         break

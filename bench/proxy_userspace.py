@@ -32,12 +32,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_seconds, median_row, run, wait_for
+from bench.common import cpu_seconds, median_row, namespace_name, run, sweep_namespaces, wait_for
 from netplane.kernel import netns as ns
 
 BACKEND_IP = "10.0.0.1"
@@ -111,11 +110,12 @@ class Namespace:
     """The benchmark's network namespace and the processes in it; removed on exit."""
 
     def __init__(self, tmp: Path) -> None:
-        self.name = f"npb-{uuid.uuid4().hex[:6]}"
+        self.name = namespace_name()
         self.tmp = tmp
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def __enter__(self) -> Namespace:
+        sweep_namespaces()
         ns.create(self.name)
         try:
             run("ip", "-n", self.name, "link", "set", "lo", "up")
