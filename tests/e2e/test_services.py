@@ -64,8 +64,24 @@ def dial(cluster: Layout, host: str, port: int, protocol: str = "http", tries: i
               f"http://127.0.0.1:8080/dial?{query}", timeout=120)
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
-    assert not answer.get("errors"), answer["errors"]
+    assert not answer.get("errors"), f"{answer['errors']}\n{_unfinished_flows(cluster, host)}"
     return list(answer["responses"])
+
+
+def _node(cluster: Layout, name: str) -> Any:
+    record = cluster.read_record()
+    assert record is not None
+    return next(n for n in record.nodes if n.name == name)
+
+
+def _unfinished_flows(cluster: Layout, host: str) -> str:
+    """node-1's conntrack flows to `host` that are not closed yet (the client pod is there):
+    for a connection that timed out, which endpoint its SYNs were sent to. A rare time-out
+    among thousands of dials was seen once and not yet explained."""
+    out = subprocess.run(["ip", "netns", "exec", _node(cluster, "node-1").netns, "conntrack", "-L",
+                          "-p", "tcp", "--orig-dst", host], capture_output=True, text=True).stdout
+    flows = [line for line in out.splitlines() if "TIME_WAIT" not in line and "CLOSE" not in line]
+    return f"conntrack flows to {host} in node-1, not closed:\n" + "\n".join(flows[:50])
 
 
 def in_node(netns: str, *argv: str) -> str:
@@ -162,9 +178,7 @@ def test_a_pod_reaches_every_backend_in_turn_by_cluster_ip_over_udp(cluster: Lay
 
 
 def test_a_node_port_works_from_the_other_node(cluster: Layout, backends: dict[str, Any]) -> None:
-    record = cluster.read_record()
-    assert record is not None
-    node2 = next(n for n in record.nodes if n.name == "node-2")
+    node2 = _node(cluster, "node-2")
     answers = dial(cluster, node2.underlay_ip, backends["node_port"], tries=_tries(cluster, 6))
     assert set(answers) == backends["names"]
 
@@ -209,9 +223,7 @@ def test_scaling_and_a_killed_pod_change_the_answers(cluster: Layout, api: k8s.A
 
 
 def test_the_proxy_publishes_kube_proxys_metrics(cluster: Layout) -> None:
-    record = cluster.read_record()
-    assert record is not None
-    node1 = next(n for n in record.nodes if n.name == "node-1")
+    node1 = _node(cluster, "node-1")
     out = subprocess.run(["ip", "netns", "exec", node1.netns, "curl", "-s", "http://127.0.0.1:10249/metrics"],
                          capture_output=True, text=True, check=True).stdout
     count = next(float(line.split()[1]) for line in out.splitlines()
