@@ -18,9 +18,8 @@ against HAProxy). Both paths keep:
   drained; the relay ends when both directions ended;
 - resets: an error on either side closes both with a reset (SO_LINGER 0).
 
-Sockets stay blocking at the OS level while they copy (every call passes MSG_DONTWAIT,
-which saves an ioctl per connection); a direction that turns bulk makes its two sockets
-non-blocking, as splice needs.
+Both sockets are non-blocking (the listener makes them so; splice needs it), and every
+copy call passes MSG_DONTWAIT as well.
 """
 
 from __future__ import annotations
@@ -178,8 +177,6 @@ class _Direction:
 
     def _turn_bulk(self) -> None:
         self.pipe = self.relay.pool.get()
-        self.src.setblocking(False)
-        self.dst.setblocking(False)
         self.relay.poller.not_copying(self.sfd)
 
     def _splice_in(self) -> None:
@@ -281,8 +278,8 @@ class _Direction:
 
 class Relay:
     """Relays between `client` and `upstream` until both directions end; then closes both
-    sockets and calls `on_close(relay)`. Both sockets must be connected; `upstream` must
-    already be registered with `poller` (it was watched while dialing)."""
+    sockets and calls `on_close(relay)`. Both sockets must be connected and non-blocking;
+    `upstream` must already be registered with `poller` (it was watched while dialing)."""
 
     __slots__ = (
         "backward",
