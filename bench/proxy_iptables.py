@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -44,6 +45,7 @@ from netplane.model.servicemap import Endpoint, ServicePort, ServicePortName
 from netplane.proxy_iptables import chains
 from netplane.proxy_iptables.backend import IptablesBackend
 from netplane.proxy_iptables.renderer import Renderer, RenderOptions
+from netplane.trace.ruleset import Option, parse_spec
 
 CLUSTER_CIDR = "10.244.0.0/16"
 NETPLANE = [sys.executable, "-m", "netplane.cli.main"]
@@ -205,39 +207,32 @@ def single_transaction(services: int, endpoints: int, timeout: float) -> dict[st
 
 # -- python-iptables as a sync path -------------------------------------------------------
 
+_IPTC_BUILTIN = {"-s": "src", "-d": "dst", "-p": "protocol", "-i": "in_interface", "-o": "out_interface"}
+
 def _iptc_rule(iptc: Any, words: list[str]) -> Any:
-    """One rendered rule (after "-A CHAIN") as a python-iptables Rule."""
+    """One rendered rule (after "-A CHAIN") as a python-iptables Rule, read by the trace's
+    rule parser."""
+    matches, target = parse_spec(words)
     rule = iptc.Rule()
-    if "-p" in words:
-        rule.protocol = words[words.index("-p") + 1]
-    current: Any = None
-    negate = False
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word == "!":
-            negate = True
-        elif word in ("-s", "-d"):
-            setattr(rule, "src" if word == "-s" else "dst", ("!" if negate else "") + words[i + 1])
-            negate = False
-            i += 1
-        elif word == "-p":
-            i += 1
-        elif word == "-m":
-            current = rule.create_match(words[i + 1])
-            i += 1
-        elif word == "-j":
-            rule.target = iptc.Target(rule, words[i + 1])
-            current = rule.target
-            i += 1
-        elif word.startswith("--"):
-            value = None
-            if i + 1 < len(words) and not words[i + 1].startswith("-") and words[i + 1] != "!":
-                value = words[i + 1]
-                i += 1
-            current.set_parameter(word[2:], ("!" + value) if negate and value else value)
-            negate = False
-        i += 1
+
+    def value(option: Option) -> str | None:
+        text = " ".join(option.values) or None
+        return ("!" + text) if option.negated and text else text
+
+    for match in matches:
+        if not match.module:  # iptables' own options
+            for option in match.options:
+                if option.name not in _IPTC_BUILTIN:
+                    raise ValueError(f"no python-iptables field for {option.name} in {words}")
+                setattr(rule, _IPTC_BUILTIN[option.name], value(option))
+            continue
+        created = rule.create_match(match.module)
+        for option in match.options:
+            created.set_parameter(option.name.lstrip("-"), value(option))
+    if target.name:
+        rule.target = iptc.Target(rule, target.name)
+        for option in target.options:
+            rule.target.set_parameter(option.name.lstrip("-"), value(option))
     return rule
 
 
@@ -263,10 +258,20 @@ def libiptc_worker(services: int, endpoints: int) -> dict[str, Any]:
         elif line == "COMMIT":
             table.commit()
     libiptc_s = time.perf_counter() - start
-    saved = subprocess.run(["iptables-legacy-save"], capture_output=True, text=True).stdout
+    saved = _kube_rules(subprocess.run(["iptables-legacy-save"], capture_output=True, text=True,
+                                       check=True).stdout)
     return {"python_iptables_s": round(libiptc_s, 3),
             "rules_rendered": sum(1 for line in text.splitlines() if line.startswith("-A")),
-            "rules_in_kernel": sum(1 for line in saved.splitlines() if line.startswith("-A KUBE-"))}
+            "rules_in_kernel": len(saved), "kernel_rules_sha256": _digest(saved)}
+
+
+def _kube_rules(saved: str) -> list[str]:
+    """The KUBE-* rules of iptables-save output."""
+    return [line for line in saved.splitlines() if line.startswith("-A KUBE-")]
+
+
+def _digest(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def libiptc_vs_restore(services: int, endpoints: int) -> dict[str, Any]:
@@ -274,9 +279,12 @@ def libiptc_vs_restore(services: int, endpoints: int) -> dict[str, Any]:
         synthetic_state(services, endpoints)).text
     with namespace() as ns:
         restore_s = _restore("legacy", text, ns)
+        restored = _digest(_kube_rules(in_namespace(ns, "iptables-legacy-save").stdout.decode()))
     with namespace() as ns:
         result = worker(ns, "libiptc", str(services), str(endpoints))
     libiptc_s = result["python_iptables_s"]
+    # Both paths must have built the same table for their times to compare.
+    result["same_rules_as_restore"] = result.pop("kernel_rules_sha256") == restored
     return {"services": services, **result, "iptables_legacy_restore_s": round(restore_s, 3),
             "python_iptables_vs_restore": round(libiptc_s / restore_s, 2),
             "kept": "iptables-restore" if restore_s <= libiptc_s else "python-iptables"}
