@@ -45,8 +45,9 @@ F_SETPIPE_SZ = 1031
 PIPE_SIZE = 256 * 1024
 _DONTWAIT = _socket.MSG_DONTWAIT
 _NOSIGNAL_DONTWAIT = _socket.MSG_DONTWAIT | _socket.MSG_NOSIGNAL
-_FATAL = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
-_FATAL_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT})
+# A peer's reset or hang-up ends a relay as a matter of course: not worth a log line.
+_ROUTINE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
+_ROUTINE_ERRNOS = (errno.ENOTCONN, errno.EBADF)
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends a reset, not a FIN
 _TROUBLE = select.EPOLLERR | select.EPOLLHUP
 
@@ -119,15 +120,20 @@ class _Direction:
         with `err`) and sent `sent` of them (-1: send failed with `err`); `leftover` are
         the bytes it could not send. The same steps as the end of on_readable."""
         if n < 0 or sent < 0:
-            self.relay.abort(None if err in _FATAL_ERRNOS else OSError(err, os.strerror(err)))
+            self.relay.abort(OSError(err, os.strerror(err)))  # the errno's own subclass
             return
         if n == 0:
             self._at_eof()
             return
+        self._copied(n, leftover)
+
+    def _copied(self, n: int, leftover: bytes | memoryview) -> None:
+        """After a copy of `n` bytes of which `leftover` were not sent: a read that filled
+        the buffer turns the stream bulk, and what the destination did not take waits."""
         if n == COPY_SIZE:
             self._turn_bulk()
         if leftover:
-            self.pending = leftover
+            self.pending = bytes(leftover)
             self._park()
 
     def on_event(self, ev: int) -> None:
@@ -150,9 +156,6 @@ class _Direction:
             n = self.recv_into(view, 0, _DONTWAIT)
         except BlockingIOError:
             return
-        except _FATAL:
-            self.relay.abort()
-            return
         except OSError as exc:
             self.relay.abort(exc)
             return
@@ -163,17 +166,11 @@ class _Direction:
             sent = self.send(view[:n], _NOSIGNAL_DONTWAIT)
         except BlockingIOError:
             sent = 0
-        except _FATAL:
-            self.relay.abort()
-            return
         except OSError as exc:
             self.relay.abort(exc)
             return
-        if n == COPY_SIZE:
-            self._turn_bulk()
-        if sent < n:
-            self.pending = bytes(view[sent:n])
-            self._park()
+        if n == COPY_SIZE or sent < n:
+            self._copied(n, view[sent:n])
 
     def _turn_bulk(self) -> None:
         self.pipe = self.relay.pool.get()
@@ -184,9 +181,6 @@ class _Direction:
         try:
             n = os.splice(self.sfd, self.pipe[1], PIPE_SIZE, flags=SPLICE_FLAGS)
         except BlockingIOError:
-            return
-        except _FATAL:
-            self.relay.abort()
             return
         except OSError as exc:
             self.relay.abort(exc)
@@ -206,9 +200,6 @@ class _Direction:
                 n = os.splice(self.pipe[0], self.dfd, self.buffered, flags=SPLICE_FLAGS)
             except BlockingIOError:
                 return True
-            except _FATAL:
-                self.relay.abort()
-                return False
             except OSError as exc:
                 self.relay.abort(exc)
                 return False
@@ -222,9 +213,6 @@ class _Direction:
             sent = self.dst.send(self.pending, _NOSIGNAL_DONTWAIT)
         except BlockingIOError:
             return True
-        except _FATAL:
-            self.relay.abort()
-            return False
         except OSError as exc:
             self.relay.abort(exc)
             return False
@@ -326,11 +314,12 @@ class Relay:
         self.poller.interest(self.ufd, (IN if b.reading else 0) | (OUT if f.parked else 0))
 
     def abort(self, exc: OSError | None = None) -> None:
-        """A reset or error: pass the reset on to both sides (SO_LINGER 0) and close."""
+        """A reset or error: pass the reset on to both sides (SO_LINGER 0) and close. An
+        unusual `exc` is logged."""
         for sock in (self.client, self.upstream):
             with contextlib.suppress(OSError):
                 sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, _LINGER_RESET)
-        if exc is not None and exc.errno not in (errno.ENOTCONN, errno.EBADF):
+        if exc is not None and not (isinstance(exc, _ROUTINE) or exc.errno in _ROUTINE_ERRNOS):
             log.debug("relay to %s ended: %s", self.endpoint, exc)
         self.close()
 
