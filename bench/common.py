@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,30 @@ def namespace_name(kind: str = "") -> str:
     """A new benchmark namespace's name. It carries the creating process's pid, so that a
     later run tells a namespace whose creator is gone from one in use (`sweep_namespaces`)."""
     return f"{NAMESPACE_PREFIX}{kind + '-' if kind else ''}{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def new_namespace(kind: str = "") -> str:
+    """Creates a benchmark namespace with `lo` up, after sweeping away those of dead
+    benchmarks; the caller removes it (netns.delete)."""
+    sweep_namespaces()
+    name = namespace_name(kind)
+    ns.create(name)
+    try:
+        run("ip", "-n", name, "link", "set", "lo", "up")
+    except BaseException:
+        ns.delete(name)
+        raise
+    return name
+
+
+@contextlib.contextmanager
+def namespace(kind: str = "") -> Iterator[str]:
+    """A benchmark namespace for the duration of the block."""
+    name = new_namespace(kind)
+    try:
+        yield name
+    finally:
+        ns.delete(name)
 
 
 def _alive(pid: int) -> bool:

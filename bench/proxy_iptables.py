@@ -38,7 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from bench.common import namespace_name, sweep_namespaces
+from bench.common import namespace
 from netplane.kernel.iptables import Iptables
 from netplane.model import ProxyState, StateChange, diff
 from netplane.model.servicemap import Endpoint, ServicePort, ServicePortName
@@ -54,18 +54,6 @@ CLONE_NEWNET = 0x40000000
 
 
 # -- namespaces ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def namespace(kind: str = "ipt") -> Iterator[str]:
-    sweep_namespaces()
-    name = namespace_name(kind)
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False)
-
 
 def in_namespace(name: str, *argv: str, stdin: bytes | None = None, timeout: float | None = None,
                  ) -> subprocess.CompletedProcess[bytes]:
@@ -182,11 +170,11 @@ async def sync_worker(variant: str, services: int, endpoints: int, changes: int,
 
 def sync_times(variant: str, services: int, endpoints: int, changes: int, tmp: Path) -> dict[str, Any]:
     dump = tmp / f"transactions-{variant}-{services}.json"
-    with namespace() as ns:
+    with namespace("ipt") as ns:
         result = worker(ns, "sync", variant, str(services), str(endpoints), str(changes), str(dump))
     transactions = json.loads(dump.read_text())
     dump.unlink()
-    with namespace() as ns:
+    with namespace("ipt") as ns:
         result["full_sync_floor_s"] = round(sum(_restore(variant, t, ns) for t in transactions), 3)
     result["full_sync_vs_floor"] = round(result["full_sync_s"] / result["full_sync_floor_s"], 2)
     return result
@@ -196,7 +184,7 @@ def single_transaction(services: int, endpoints: int, timeout: float) -> dict[st
     """kube-proxy's way on nf_tables: the whole rule set as one restore."""
     text = Renderer(RenderOptions(node_name="node-0", cluster_cidr=CLUSTER_CIDR)).render(
         synthetic_state(services, endpoints)).text
-    with namespace() as ns:
+    with namespace("ipt") as ns:
         start = time.perf_counter()
         try:
             in_namespace(ns, "iptables-nft-restore", "--noflush", stdin=text.encode(), timeout=timeout)
@@ -277,10 +265,10 @@ def _digest(lines: list[str]) -> str:
 def libiptc_vs_restore(services: int, endpoints: int) -> dict[str, Any]:
     text = Renderer(RenderOptions(node_name="node-0", cluster_cidr=CLUSTER_CIDR)).render(
         synthetic_state(services, endpoints)).text
-    with namespace() as ns:
+    with namespace("ipt") as ns:
         restore_s = _restore("legacy", text, ns)
         restored = _digest(_kube_rules(in_namespace(ns, "iptables-legacy-save").stdout.decode()))
-    with namespace() as ns:
+    with namespace("ipt") as ns:
         result = worker(ns, "libiptc", str(services), str(endpoints))
     libiptc_s = result["python_iptables_s"]
     # Both paths must have built the same table for their times to compare.
@@ -465,7 +453,7 @@ def orchestrate(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         result["nft_single_transaction"].append(row)
     result["python_iptables"] = libiptc_vs_restore(args.libiptc_services, args.endpoints)
     print(json.dumps(result["python_iptables"]), flush=True)
-    with namespace() as ns:
+    with namespace("ipt") as ns:
         result["programming"] = worker(ns, "programming", str(args.programming_services), str(args.endpoints),
                                        str(args.programming_changes), str(tmp))
     print(json.dumps(result["programming"]), flush=True)

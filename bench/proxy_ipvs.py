@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.proxy_iptables import in_namespace, namespace, one_endpoint_changed, synthetic_state
+from bench.common import namespace
+from bench.proxy_iptables import in_namespace, one_endpoint_changed, synthetic_state
 from netplane.kernel import uml
 from netplane.kernel.iptables import Iptables
 from netplane.model import StateChange

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_seconds, median_row, namespace_name, run, sweep_namespaces, wait_for
+from bench.common import cpu_seconds, median_row, new_namespace, run, wait_for
 from netplane.kernel import netns as ns
 
 BACKEND_IP = "10.0.0.1"
@@ -110,15 +110,13 @@ class Namespace:
     """The benchmark's network namespace and the processes in it; removed on exit."""
 
     def __init__(self, tmp: Path) -> None:
-        self.name = namespace_name()
+        self.name = ""
         self.tmp = tmp
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def __enter__(self) -> Namespace:
-        sweep_namespaces()
-        ns.create(self.name)
+        self.name = new_namespace()
         try:
-            run("ip", "-n", self.name, "link", "set", "lo", "up")
             run("ip", "-n", self.name, "addr", "add", f"{BACKEND_IP}/32", "dev", "lo")
             for key, value in (("net.ipv4.tcp_tw_reuse", "1"), ("net.ipv4.ip_local_port_range", "1024 65000"),
                                ("net.core.somaxconn", "4096")):
